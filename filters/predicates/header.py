@@ -1,0 +1,55 @@
+"""Header predicate: a header is present, or one of its values fully matches a regular expression."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from gateway.exchange import Exchange
+from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, PredicateSpec
+
+
+class HeaderConfig(ComponentConfig):
+    header: str = Field(description="Header name.", min_length=1, max_length=256, pattern=HEADER_NAME)
+    regexp: str | None = Field(
+        None, description="Regex one value must match in full (as Java's matches()); absent: presence only.", max_length=1024
+    )
+
+    @field_validator("regexp")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from exc
+        return value
+
+
+class HeaderPredicate:
+    __slots__ = ("name", "regex")
+
+    def __init__(self, name: str, regex: re.Pattern[str] | None) -> None:
+        self.name, self.regex = name, regex
+
+    def __call__(self, exchange: Exchange) -> bool:
+        values = exchange.headers.get_all(self.name)
+        if self.regex is None:
+            return bool(values)
+        return any(self.regex.fullmatch(v) for v in values)
+
+
+def build(config: HeaderConfig, context: BuildContext) -> HeaderPredicate:
+    return HeaderPredicate(config.header, re.compile(config.regexp) if config.regexp is not None else None)
+
+
+SPEC = PredicateSpec(
+    name="Header",
+    config=HeaderConfig,
+    build=build,
+    summary="Matches when the header is present and, if `regexp` is given, one of its values matches it in full.",
+    example={"header": "X-Request-Id", "regexp": "\\d+"},
+    shortcut=("header", "regexp"),
+    status="stable",
+)

@@ -1,0 +1,77 @@
+"""Path predicate: Spring PathPattern matching on the canonical path; captured variables feed the filters."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from gateway.exchange import Exchange, MatchHints
+from gateway.routing.pathpattern import PathPattern, PatternError, compile_path_pattern
+from gateway.spec import BuildContext, ComponentConfig, PredicateSpec
+
+
+class PathConfig(ComponentConfig):
+    patterns: list[str] = Field(
+        description="Spring path patterns: `*`, `**`, `?`, `{var}`, `{var:regex}`, `{*rest}`; any one may match.",
+        min_length=1,
+        max_length=64,
+    )
+    match_trailing_slash: bool = Field(
+        True, description="A pattern without a trailing slash also matches the path with one (SCG default)."
+    )
+
+    @field_validator("patterns", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    def compiled(self) -> list[PathPattern]:
+        return [compile_path_pattern(p, match_trailing_slash=self.match_trailing_slash) for p in self.patterns]
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                compile_path_pattern(pattern)
+            except PatternError as exc:
+                raise ValueError(f"{pattern!r}: {exc}") from exc
+        return value
+
+
+class PathPredicate:
+    __slots__ = ("patterns",)
+
+    def __init__(self, patterns: list[PathPattern]) -> None:
+        self.patterns = tuple(patterns)
+
+    def __call__(self, exchange: Exchange) -> bool:
+        path = exchange.path
+        for pattern in self.patterns:
+            variables = pattern.match(path)
+            if variables is not None:
+                if variables:
+                    exchange.path_vars.update(variables)
+                return True
+        return False
+
+
+def build(config: PathConfig, context: BuildContext) -> PathPredicate:
+    return PathPredicate(config.compiled())
+
+
+def hints(config: PathConfig) -> MatchHints:
+    return MatchHints(path_prefixes=[p.literal_prefix() for p in config.compiled()])
+
+
+SPEC = PredicateSpec(
+    name="Path",
+    config=PathConfig,
+    build=build,
+    summary="Matches when the canonical request path matches one of the patterns; `{var}` captures are usable "
+    "in filter values.",
+    example={"patterns": ["/red/{segment}", "/blue/**"]},
+    shortcut=("patterns", "matchTrailingSlash"),
+    shortcut_type="gather_list_tail_flag",
+    status="stable",
+    hints=hints,
+)

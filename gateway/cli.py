@@ -1,0 +1,154 @@
+"""`sluicegate`: run the gateway, validate a routes file, list filters, start the demo backend."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from gateway.errors import ConfigError
+from gateway.registry import RegistryError, load_registry
+from gateway.settings import Listen, Settings, load_settings
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sluicegate", description="An asyncio API gateway.")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="start the gateway")
+    run.add_argument("--config", type=Path, default=Path("routes.yaml"), help="routes file (default ./routes.yaml)")
+    run.add_argument("--listen", help="data port HOST:PORT (default 0.0.0.0:8080)")
+    run.add_argument("--settings", type=Path, help="settings YAML file")
+    run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    validate = sub.add_parser("validate", help="check a routes file; exit 0 when valid")
+    validate.add_argument("file", type=Path)
+    validate.add_argument("--settings", type=Path, help="settings YAML file")
+    filters = sub.add_parser("filters", help="list discovered predicates and filters")
+    filters.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    demo = sub.add_parser("demo", help="run only the built-in echo backend")
+    demo.add_argument("--listen", default="127.0.0.1:8081", help="HOST:PORT (default 127.0.0.1:8081)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        args = _parser().parse_args(["run", *(argv or sys.argv[1:])])
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "filters":
+            return _filters(args.format)
+        return _demo(args.listen)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(f"error: {issue}", file=sys.stderr)
+        return EXIT_INVALID
+    except RegistryError as exc:
+        for problem in exc.problems:
+            print(f"plugin error: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "listen", None):
+        try:
+            overrides["listen"] = Listen.parse(args.listen).model_dump()
+        except ValueError as exc:
+            raise SystemExit(f"sluicegate: --listen: {exc}") from exc
+    return load_settings(args.settings, overrides)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway
+
+    gateway = Gateway(_settings(args))
+    config = gateway.load_file(args.file)
+    print(f"{args.file}: OK, {len(config.routes)} routes")
+    return 0
+
+
+def _filters(fmt: str) -> int:
+    from gateway.docs import render_catalogue
+
+    print(render_catalogue(load_registry(), fmt), end="")
+    return 0
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    access = logging.getLogger("sluicegate.access")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.propagate = False
+
+
+def _run(args: argparse.Namespace) -> int:
+    _configure_logging(args.log_level)
+    from gateway.app import Gateway
+
+    gateway = Gateway(_settings(args))
+    config = gateway.load_file(args.config)  # refuses an invalid file before binding anything
+    return _event_loop_run(_serve(gateway, config.demo_upstream.listen if config.demo_upstream else None))
+
+
+async def _serve(gateway: object, demo_listen: str | None) -> int:
+    from gateway.app import Gateway
+    from gateway.demo import start_demo_upstream
+
+    assert isinstance(gateway, Gateway)
+    demo = None
+    if demo_listen:
+        where = Listen.parse(demo_listen)
+        demo = await start_demo_upstream(where.host, where.port)
+        logging.getLogger("sluicegate").info("demo echo backend on %s", where)
+    server = await gateway.start()
+    logging.getLogger("sluicegate").info("data port listening on %s:%d", gateway.settings.listen.host, server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gateway.stop()
+    if demo is not None:
+        await demo.cleanup()
+    return 0
+
+
+def _demo(listen: str) -> int:
+    _configure_logging("INFO")
+    from gateway.demo import start_demo_upstream
+
+    async def serve() -> int:
+        where = Listen.parse(listen)
+        runner = await start_demo_upstream(where.host, where.port)
+        print(f"demo echo backend on http://{where}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+        return 0
+
+    return _event_loop_run(serve())
+
+
+def _event_loop_run(coro: object) -> int:
+    import uvloop
+
+    result = uvloop.run(coro)
+    return int(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Route definitions: frozen, validated data in SCG's route model, serialisable back unchanged.
+
+A definition says what a route is; `gateway.routing` compiles it into something that runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentDef:
+    """One predicate or filter as written: shortcut (`StripPrefix=2`) or expanded (`{name, args}`).
+
+    `args` are the named arguments after shortcut values were mapped onto the spec's field order.
+    """
+
+    name: str
+    args: Mapping[str, Any]
+    shortcut: str | None = None  # the text after "=" when written in shortcut form
+
+    def to_data(self) -> Any:
+        """The form it was written in, for YAML/JSON output."""
+        if self.shortcut is not None:
+            return f"{self.name}={self.shortcut}" if self.shortcut else self.name
+        return {"name": self.name, "args": dict(self.args)}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDefinition:
+    id: str
+    uri: str
+    predicates: tuple[ComponentDef, ...] = ()
+    filters: tuple[ComponentDef, ...] = ()
+    order: int = 0
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uri": self.uri,
+            "order": self.order,
+            "predicates": [p.to_data() for p in self.predicates],
+            "filters": [f.to_data() for f in self.filters],
+            "metadata": dict(self.metadata),
+        }
+
+
+class DemoUpstream(BaseModel):
+    """`demo-upstream:` asks `sluicegate run` to start the built-in echo backend alongside the gateway."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    listen: str = Field("127.0.0.1:8081", description="HOST:PORT the echo backend binds to (loopback only).")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything one routes file defines."""
+
+    source: str
+    routes: tuple[RouteDefinition, ...]
+    default_filters: tuple[ComponentDef, ...] = ()
+    demo_upstream: DemoUpstream | None = None
+    #: YAML paths whose values came from ${env:...}: redacted wherever config is shown.
+    secret_paths: frozenset[str] = frozenset()

@@ -1,0 +1,122 @@
+"""The gateway's one exception hierarchy, each class mapped once to a status and an RFC 9457 problem type.
+
+Third-party exceptions (OSError, ssl errors, parser errors, pydantic errors) are translated into these where
+they enter the gateway; nothing else is rendered to a client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers itself. `status` and `title` are class constants."""
+
+    status = 500
+    title = "Internal Server Error"
+    #: Short machine-readable suffix of the problem `type` URI.
+    kind = "internal"
+
+    def __init__(self, detail: str = "", *, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        #: Extra response headers (e.g. Retry-After, Allow) sent with the problem response.
+        self.headers = headers
+
+
+class BadRequest(GatewayError):
+    status, title, kind = 400, "Bad Request", "bad-request"
+
+
+class HeaderInjection(BadRequest):
+    """A header name or value would have carried CR/LF/NUL or an invalid character."""
+
+    kind = "header-injection"
+
+
+class NotFound(GatewayError):
+    status, title, kind = 404, "Not Found", "route-not-found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, title, kind = 405, "Method Not Allowed", "method-not-allowed"
+
+
+class RequestTimeout(GatewayError):
+    status, title, kind = 408, "Request Timeout", "request-timeout"
+
+
+class PayloadTooLarge(GatewayError):
+    status, title, kind = 413, "Content Too Large", "payload-too-large"
+
+
+class ExpectationFailed(GatewayError):
+    status, title, kind = 417, "Expectation Failed", "expectation-failed"
+
+
+class UriTooLong(GatewayError):
+    status, title, kind = 414, "URI Too Long", "uri-too-long"
+
+
+class HeadersTooLarge(GatewayError):
+    status, title, kind = 431, "Request Header Fields Too Large", "headers-too-large"
+
+
+class InternalError(GatewayError):
+    status, title, kind = 500, "Internal Server Error", "internal"
+
+
+class ForwardLoop(InternalError):
+    kind = "forward-loop"
+
+
+class UpstreamError(GatewayError):
+    """The upstream could not be reached, reset the connection or sent something we will not pass on."""
+
+    status, title, kind = 502, "Bad Gateway", "upstream-error"
+
+
+class UpstreamConnectError(UpstreamError):
+    kind = "upstream-connect"
+
+
+class UpstreamProtocolError(UpstreamError):
+    kind = "upstream-protocol"
+
+
+class UpstreamTlsError(UpstreamError):
+    kind = "upstream-tls"
+
+
+class ServiceUnavailable(GatewayError):
+    status, title, kind = 503, "Service Unavailable", "unavailable"
+
+
+class UpstreamTimeout(GatewayError):
+    status, title, kind = 504, "Gateway Timeout", "upstream-timeout"
+
+
+class ClientClosed(Exception):
+    """The client went away before the response was complete (logged as 499; nothing is sent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem found in a configuration source, with where it is."""
+
+    source: str  # file name or "admin API"
+    path: str  # YAML path such as routes[3].filters[1].args.parts
+    message: str
+    line: int | None = None  # 1-based line in `source` when known
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.path or '<root>'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A configuration source was refused; `issues` lists every problem found, not just the first."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        super().__init__("\n".join(str(i) for i in issues))
+        self.issues = issues

@@ -1,0 +1,97 @@
+"""Header hygiene at the proxy's two edges: hop-by-hop fields, Connection-named fields, forwarding headers.
+
+RFC 9110 §7.6.1: a proxy removes `Connection` and every field it names, plus the classic hop-by-hop set, in both
+directions. Forwarding headers (X-Forwarded-*, Forwarded, X-Real-IP) from a peer that is not a trusted proxy
+are removed on arrival and written afresh on the way out (CVE-2025-41235 in SCG was trusting them from anyone).
+"""
+
+from __future__ import annotations
+
+from gateway.exchange import Exchange, ExchangeKey
+from gateway.headers import Headers, connection_tokens
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+FORWARDING = frozenset(
+    {
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-proto",
+        "x-forwarded-prefix",
+        "x-real-ip",
+    }
+)
+#: Set by PreserveHostHeader-style filters: send the client's Host instead of the upstream's authority.
+PRESERVE_HOST: ExchangeKey[bool] = ExchangeKey("preserve-host")
+#: The protocol a client asked to upgrade to (lower-cased `Upgrade` value), recorded before hygiene strips it.
+UPGRADE: ExchangeKey[str] = ExchangeKey("upgrade")
+_DEFAULT_PORT = {"http": "80", "https": "443"}
+
+
+def strip_hop_by_hop(headers: Headers) -> None:
+    """Remove hop-by-hop fields and every field named in `Connection` (in place)."""
+    named = connection_tokens(headers)
+    named.discard("host")  # never let a client make us lose Host; it is rewritten on the way out anyway
+    headers.remove_many(HOP_BY_HOP | named if named else HOP_BY_HOP)
+
+
+def _for_node(host: str) -> str:
+    return f'"[{host}]"' if ":" in host else host
+
+
+def _append(headers: Headers, name: str, value: str) -> None:
+    existing = headers.get_all(name)
+    headers.set(name, ", ".join([*existing, value]) if existing else value)
+
+
+def add_forwarding_headers(exchange: Exchange, headers: Headers) -> None:
+    """Append this hop to X-Forwarded-For/Proto/Host/Port (+Prefix when the path was stripped) and Forwarded.
+
+    Untrusted values were already removed on arrival, so appending never carries a client's claim forward.
+    """
+    client = exchange.client_host
+    host = exchange.host
+    proto = exchange.scheme
+    _append(headers, "X-Forwarded-For", client)
+    _append(headers, "X-Forwarded-Proto", proto)
+    if host:
+        _append(headers, "X-Forwarded-Host", host)
+    _append(headers, "X-Forwarded-Port", _port_of(host, proto))
+    prefix = _stripped_prefix(exchange.original_path, exchange.path)
+    if prefix:
+        _append(headers, "X-Forwarded-Prefix", prefix)
+    node = f"for={_for_node(client)};proto={proto}"
+    if host:
+        node += f';host="{host}"'
+    _append(headers, "Forwarded", node)
+
+
+def _port_of(host: str, proto: str) -> str:
+    if host.startswith("["):
+        _, _, rest = host.partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        _, sep, port = host.partition(":")
+        port = port if sep else ""
+    return port if port.isdigit() else _DEFAULT_PORT.get(proto, "80")
+
+
+def _stripped_prefix(original: str, current: str) -> str:
+    """What a path filter removed from the front (SCG's X-Forwarded-Prefix rule), or ""."""
+    if original == current or not original.endswith(current):
+        return ""
+    prefix = original[: len(original) - len(current)]
+    return prefix.rstrip("/") if prefix != "/" else ""

@@ -1,0 +1,284 @@
+"""The data-port server: HTTP/1.1 on asyncio Protocols with llhttp (httptools), building `Exchange`s.
+
+Why not aiohttp's server here: its public API has no header-read timeout and answers header limits with 400, not
+431 (reliability.md); both are edge rules this gateway must keep. aiohttp remains for the admin listener and tests.
+
+Per connection, requests are served strictly in order. A request whose head fails a rule gets a 4xx and the
+connection closes: nothing after it on the connection is executed, and nothing of it reaches an upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import httptools
+
+from gateway.body import EMPTY, Body, StreamBody
+from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, MethodNotAllowed, RequestTimeout, UriTooLong
+from gateway.exchange import Exchange, Response
+from gateway.headers import Headers
+from gateway.server.request import RequestHead, build_exchange
+from gateway.server.writer import ResponseWriter
+from gateway.settings import Settings
+
+log = logging.getLogger("sluicegate.server")
+
+Handler = Callable[[Exchange], Awaitable[Response]]
+_ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+class Pending:
+    """A request read off the connection, waiting for (or in) its turn to be served."""
+
+    __slots__ = ("exchange", "head", "body", "error")
+
+    def __init__(self, exchange: Exchange | None, head: RequestHead | None, body: Body, error: GatewayError | None) -> None:
+        self.exchange = exchange
+        self.head = head
+        self.body = body
+        self.error = error
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, handler: Handler, settings: Settings, connections: set[HttpProtocol]) -> None:
+        self.handler = handler
+        self.settings = settings
+        self.limits = settings.limits
+        self.timeouts = settings.timeouts
+        self.connections = connections
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = ("", 0)
+        self.queue: deque[Pending] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.writer = ResponseWriter(self)
+        self.closing = False
+        self.client_eof = False
+        self.read_paused = 0  # reasons reading is paused (body backpressure, pipelining)
+        self.dead_parser = False
+        self.tunnel_sink: StreamBody | None = None
+        self.upgrade_rest = b""
+        self._reset_message()
+
+    # -- connection lifecycle ---------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        peer = self.transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = (str(peer[0]), int(peer[1]))
+        self.connections.add(self)
+        # A connection that never sends a byte is held no longer than a slow header would be.
+        self._arm(self.timeouts.header_read, self._on_idle_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.connections.discard(self)
+        self._disarm()
+        error = ConnectionResetError("client connection lost")
+        for pending in self.queue:
+            if isinstance(pending.body, StreamBody):
+                pending.body.abort(error)
+        if self.tunnel_sink is not None:
+            self.tunnel_sink.abort(error)
+        if self.task is not None and not self.task.done():
+            self.task.cancel()  # a client that goes away cancels its upstream call
+        self.writer.connection_lost()
+
+    def eof_received(self) -> bool:
+        self.client_eof = True
+        if self.tunnel_sink is not None:
+            self.tunnel_sink.feed_eof()
+            return True
+        # A half-closed client still gets the response to what it already sent.
+        return bool(self.queue)
+
+    def pause_writing(self) -> None:
+        self.writer.pause()
+
+    def resume_writing(self) -> None:
+        self.writer.resume()
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel_sink is not None:
+            self.tunnel_sink.feed(data)
+            return
+        if self.dead_parser:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.upgrade_rest = data[upgrade.args[0] :]
+            self.dead_parser = True  # after an upgrade request the connection is the tunnel's or closes
+            self.pause_reading()
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            self._fail(cause if isinstance(cause, GatewayError) else BadRequest(f"malformed request: {exc}"))
+        except httptools.HttpParserError as exc:
+            self._fail(BadRequest(f"malformed request: {exc}"))
+
+    def _reset_message(self) -> None:
+        self.url = b""
+        self.reading_head = False
+        self.raw_headers: list[tuple[str, str, str]] = []
+        self.header_bytes = 0
+        self.current: Pending | None = None
+
+    def on_message_begin(self) -> None:
+        self._reset_message()
+        self.reading_head = True
+        self._arm(self.timeouts.header_read, self._on_header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.limits.max_request_line:
+            raise UriTooLong(f"request target longer than {self.limits.max_request_line} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > self.limits.max_header_bytes:
+            raise HeadersTooLarge(f"request headers larger than {self.limits.max_header_bytes} bytes")
+        if len(self.raw_headers) >= self.limits.max_headers:
+            raise HeadersTooLarge(f"more than {self.limits.max_headers} request header fields")
+        text = name.decode("latin-1")
+        if "_" in text:
+            policy = self.settings.headers_with_underscores
+            if policy == "reject":
+                raise BadRequest(f"header name {text!r} contains an underscore")
+            if policy == "drop":
+                return  # SECURITY: X_Forwarded_For would alias X-Forwarded-For in CGI-style backends
+        self.raw_headers.append((text.lower(), text, value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        self.reading_head = False
+        method = self.parser.get_method().decode("ascii")
+        if method in ("CONNECT", "TRACE"):
+            raise MethodNotAllowed(f"{method} is not served by this gateway", headers=(("Allow", _ALLOW),))
+        head = RequestHead(
+            method=method,
+            target=self.url.decode("latin-1"),
+            version=self.parser.get_http_version(),
+            headers=Headers.trusted(self.raw_headers),
+            keep_alive=self.parser.should_keep_alive(),
+            upgrade=self.parser.should_upgrade(),
+        )
+        exchange, body = build_exchange(head, self, self.settings)
+        pending = Pending(exchange, head, body, None)
+        self.current = pending
+        self._enqueue(pending)
+
+    def on_body(self, data: bytes) -> None:
+        current = self.current
+        if current is not None and isinstance(current.body, StreamBody):
+            current.body.feed(data)
+
+    def on_message_complete(self) -> None:
+        current = self.current
+        if current is not None and isinstance(current.body, StreamBody):
+            current.body.feed_eof()
+        self.current = None
+        if len(self.queue) > 1:
+            self.pause_reading()  # a pipelined request waits its turn; stop reading until it is served
+
+    def new_body(self, length: int | None, expect_continue: bool) -> StreamBody:
+        """A request body fed from this connection, with flow control back to the socket."""
+        return StreamBody(
+            length,
+            self.pause_reading,
+            self.resume_reading,
+            on_first_read=self.writer.send_continue if expect_continue else None,
+            idle_timeout=self.timeouts.body_idle,
+        )
+
+    def pause_reading(self) -> None:
+        self.read_paused += 1
+        if self.read_paused == 1 and self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused == 0:
+            return
+        self.read_paused -= 1
+        if self.read_paused == 0 and self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    # -- serving ----------------------------------------------------------------------------------------------
+    def _enqueue(self, pending: Pending) -> None:
+        if len(self.queue) >= self.limits.max_pipelined and pending.error is None:
+            raise BadRequest(f"more than {self.limits.max_pipelined} pipelined requests")
+        self.queue.append(pending)
+        if self.task is None:
+            self.task = self.loop.create_task(self._serve())
+
+    def _fail(self, error: GatewayError) -> None:
+        """The request being read is refused: answer it in turn, then close. Stop parsing this connection."""
+        self.dead_parser = True
+        self._disarm()
+        if self.current is not None:
+            if isinstance(self.current.body, StreamBody):
+                self.current.body.abort(error)  # the upstream sees an aborted body, never a complete one
+            self.current = None
+        self._enqueue(Pending(None, None, EMPTY, error))
+        self.pause_reading()
+
+    async def _serve(self) -> None:
+        try:
+            while self.queue and not self.closing:
+                pending = self.queue[0]
+                keep_open = await self.writer.serve(pending)
+                self.queue.popleft()
+                if not keep_open or self.client_eof or self.dead_parser and not self.queue:
+                    self.close()
+                    return
+                if self.read_paused and len(self.queue) <= 1:
+                    self.resume_reading()
+        except asyncio.CancelledError:
+            pass  # the client left; the writer logged it as 499
+        finally:
+            self.task = None
+        if not self.closing and not self.queue and not self.reading_head:
+            self._arm(self.timeouts.keepalive_idle, self._on_idle_timeout)
+
+    # -- timers -----------------------------------------------------------------------------------------------
+    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.loop.call_later(delay, callback)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _on_idle_timeout(self) -> None:
+        self.timer = None
+        if not self.queue:
+            self.close()
+
+    def _on_header_timeout(self) -> None:
+        self.timer = None
+        log.info("header read timeout from %s:%s", *self.peer)
+        self._fail(RequestTimeout("the request head did not arrive in time"))
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self._disarm()
+            if self.transport is not None:
+                self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection without a clean end: used when a response cannot be completed honestly."""
+        self.closing = True
+        self._disarm()
+        if self.transport is not None:
+            self.transport.abort()

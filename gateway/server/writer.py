@@ -1,0 +1,254 @@
+"""Writing responses to the client: framing, flow control, honest aborts, upgrades, and the access-log line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway.body import StreamBody
+from gateway.errors import GatewayError, InternalError
+from gateway.exchange import Response, UpgradeResponse
+from gateway.hygiene import UPGRADE
+from gateway.problem import problem_response_parts
+from gateway.server.wire import CONTINUE, LAST_CHUNK, build_head, chunk, declared_length
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable
+
+    from gateway.server.protocol import HttpProtocol, Pending
+
+log = logging.getLogger("sluicegate.server")
+access_log = logging.getLogger("sluicegate.access")
+
+
+class ResponseAborted(Exception):
+    """The response could not be completed honestly; the connection was aborted instead."""
+
+
+class ResponseWriter:
+    """Serves one Pending request at a time for its connection."""
+
+    def __init__(self, proto: HttpProtocol) -> None:
+        self.proto = proto
+        self.paused = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.head_sent = False
+        self.bytes_out = 0
+
+    # -- flow control -----------------------------------------------------------------------------------------
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def connection_lost(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionResetError("client connection lost"))
+
+    async def drain(self) -> None:
+        if self.proto.closing:
+            raise ConnectionResetError("client connection lost")
+        if self.paused:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+
+    def write(self, data: bytes) -> None:
+        transport = self.proto.transport
+        if transport is None or self.proto.closing:
+            raise ConnectionResetError("client connection lost")
+        self.bytes_out += len(data)
+        transport.write(data)
+
+    def send_continue(self) -> None:
+        """Answer `Expect: 100-continue` once somebody actually reads the body."""
+        if not self.head_sent and not self.proto.closing and self.proto.transport is not None:
+            self.proto.transport.write(CONTINUE)
+
+    # -- serving ----------------------------------------------------------------------------------------------
+    async def serve(self, pending: Pending) -> bool:
+        """Run the handler for `pending` and write its response; True when the connection may stay open."""
+        started = time.monotonic()
+        self.head_sent, self.bytes_out = False, 0
+        if pending.error is not None or pending.exchange is None or pending.head is None:
+            error = pending.error or InternalError("request lost")
+            self._write_problem(error, keep_alive=False)
+            self._log(pending, error.status, started)
+            return False
+        try:
+            response = await self.proto.handler(pending.exchange)
+        except asyncio.CancelledError:
+            self._log(pending, 499, started)
+            raise
+        except Exception:  # the dispatcher maps errors; this is the last line of defence
+            log.exception("handler failed for %s %s", pending.head.method, pending.exchange.path)
+            response = _problem(InternalError("the gateway failed to handle the request"))
+        try:
+            keep_open = await self._write(pending, response)
+        except asyncio.CancelledError:
+            self._log(pending, 499, started)
+            raise
+        except (ResponseAborted, ConnectionError) as exc:
+            log.info("response aborted for %s %s: %s", pending.head.method, pending.exchange.path, exc)
+            self.proto.abort()
+            self._log(pending, response.status, started, aborted=True)
+            return False
+        self._log(pending, response.status, started)
+        return keep_open
+
+    def _write_problem(self, error: GatewayError, keep_alive: bool) -> None:
+        status, headers, body = problem_response_parts(error)
+        framing = f"Content-Length: {len(body)}\r\n"
+        self.head_sent = True
+        try:
+            self.write(build_head(status, "", headers, framing, None if keep_alive else "close") + body)
+        except ConnectionError:
+            pass
+
+    async def _write(self, pending: Pending, response: Response) -> bool:
+        assert pending.head is not None
+        if isinstance(response, UpgradeResponse):
+            await self._tunnel(pending, response)
+            return False
+        head = pending.head
+        status = response.status
+        request_body = pending.body
+        keep_alive = head.keep_alive and not self.proto.dead_parser
+        if isinstance(request_body, StreamBody) and not request_body.complete:
+            keep_alive = False  # the unread rest of the body would be parsed as the next request
+        no_body = head.method == "HEAD" or status < 200 or status in (204, 304)
+        body = response.body
+        if isinstance(body, bytes | bytearray | memoryview):
+            framing = "" if status < 200 or status in (204, 304) else f"Content-Length: {len(body)}\r\n"
+            connection = _connection(keep_alive, head.version)
+            self.head_sent = True
+            self.write(build_head(status, response.reason, response.headers, framing, connection) + (b"" if no_body else bytes(body)))
+            return keep_alive
+        return await self._stream(pending, response, body, no_body, keep_alive)
+
+    async def _stream(
+        self, pending: Pending, response: Response, body: AsyncIterable[bytes], no_body: bool, keep_alive: bool
+    ) -> bool:
+        assert pending.head is not None
+        status = response.status
+        declared = declared_length(response.headers)
+        chunked = False
+        if no_body:
+            framing = f"Content-Length: {declared}\r\n" if declared is not None and status >= 200 and status != 204 else ""
+        elif declared is not None:
+            framing = f"Content-Length: {declared}\r\n"
+        elif pending.head.version != "1.0":
+            framing, chunked = "Transfer-Encoding: chunked\r\n", True
+        else:
+            framing, keep_alive = "", False  # HTTP/1.0 client: the end of the body is the end of the connection
+        self.head_sent = True
+        self.write(build_head(status, response.reason, response.headers, framing, _connection(keep_alive, pending.head.version)))
+        try:
+            if not no_body:
+                await self._pump(body, declared, chunked)
+        finally:
+            await _aclose(body)
+        return keep_alive
+
+    async def _pump(self, body: AsyncIterable[bytes], declared: int | None, chunked: bool) -> None:
+        sent = 0
+        try:
+            async for data in body:
+                if not data:
+                    continue
+                sent += len(data)
+                if declared is not None and sent > declared:
+                    raise ResponseAborted(f"body longer than its Content-Length {declared}")
+                self.write(chunk(data) if chunked else data)
+                if self.paused:
+                    await self.drain()
+        except GatewayError as exc:
+            # SECURITY/correctness: an upstream failing mid-body must never look like a complete response.
+            raise ResponseAborted(f"upstream body failed: {exc.detail}") from exc
+        if declared is not None and sent != declared:
+            raise ResponseAborted(f"body of {sent} bytes ended before its Content-Length {declared}")
+        if chunked:
+            self.write(LAST_CHUNK)
+
+    async def _tunnel(self, pending: Pending, response: UpgradeResponse) -> None:
+        """Write the 101 head, then copy bytes both ways until either side closes."""
+        assert pending.exchange is not None
+        proto = self.proto
+        protocol = pending.exchange.get(UPGRADE) or "websocket"
+        self.head_sent = True
+        self.write(build_head(101, response.reason, response.headers, f"Upgrade: {protocol}\r\n", "Upgrade"))
+        sink = StreamBody(None, proto.pause_reading, proto.resume_reading)
+        proto.tunnel_sink = sink
+        if proto.upgrade_rest:
+            sink.feed(proto.upgrade_rest)
+        if proto.client_eof:
+            sink.feed_eof()
+        proto.resume_reading()  # reading paused when the upgrade head was parsed
+        tunnel = response.tunnel
+        upstream = asyncio.create_task(_copy_up(sink, tunnel))
+        try:
+            while data := await tunnel.read():
+                self.write(data)
+                if self.paused:
+                    await self.drain()
+            await asyncio.wait([upstream], timeout=0)
+        finally:
+            upstream.cancel()
+            tunnel.close()
+
+    def _log(self, pending: Pending, status: int, started: float, aborted: bool = False) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        exchange = pending.exchange
+        route = exchange.route if exchange is not None else None
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "client": self.proto.peer[0],
+            "method": pending.head.method if pending.head else None,
+            "path": exchange.original_path if exchange else None,
+            "route": route.id if route is not None else None,
+            "upstream": exchange.tried[-1].label if exchange is not None and exchange.tried else None,
+            "status": status,
+            "bytes_out": self.bytes_out,
+            "duration_ms": round((time.monotonic() - started) * 1000, 3),
+        }
+        if aborted:
+            entry["aborted"] = True
+        access_log.info(orjson.dumps(entry).decode())
+
+
+async def _copy_up(sink: StreamBody, tunnel: Any) -> None:
+    try:
+        while data := await sink.read():
+            await tunnel.write(data)
+    except Exception:  # the client side failed; closing the tunnel ends the other direction too
+        pass
+    tunnel.close()
+
+
+def _connection(keep_alive: bool, version: str) -> str | None:
+    if not keep_alive:
+        return "close"
+    return "keep-alive" if version == "1.0" else None
+
+
+def _problem(error: GatewayError) -> Response:
+    status, headers, body = problem_response_parts(error)
+    return Response(status, headers, body)
+
+
+async def _aclose(body: object) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # releasing an upstream stream must not mask the response's own outcome
+            log.debug("closing a response body failed", exc_info=True)

@@ -1,0 +1,132 @@
+"""Process settings: one typed, frozen object the whole gateway reads.
+
+Defaults are the safe ones (verify upstream TLS, strip untrusted forwarding headers, bounded header reads). The
+CLI fills it from `--settings FILE` (YAML) and flags; flags win over the file, the file over the defaults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.errors import ConfigError, ConfigIssue
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Model):
+    host: str = Field("0.0.0.0", description="Address the data port binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="Data port; 0 picks a free one (tests).")
+
+    @classmethod
+    def parse(cls, text: str) -> Listen:
+        """Parse HOST:PORT, [IPv6]:PORT or :PORT."""
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"expected HOST:PORT, got {text!r}")
+        host = host.strip("[]") or "0.0.0.0"
+        return cls(host=host, port=int(port))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class Timeouts(_Model):
+    header_read: float = Field(10.0, gt=0, le=300, description="Seconds to receive a request's head (slowloris).")
+    keepalive_idle: float = Field(
+        60.0, gt=0, le=3600, description="Seconds an idle client keep-alive connection stays open."
+    )
+    connect: float = Field(5.0, gt=0, le=300, description="Upstream connect timeout in seconds (route default).")
+    response: float | None = Field(
+        30.0, gt=0, le=3600, description="Seconds to an upstream's response head per attempt; null disables."
+    )
+    body_idle: float = Field(
+        60.0, gt=0, le=3600, description="Seconds without body bytes in either direction before aborting."
+    )
+    tls_handshake: float = Field(10.0, gt=0, le=300, description="Upstream TLS handshake timeout in seconds.")
+    upstream_idle: float = Field(
+        1.5,
+        gt=0,
+        le=300,
+        description="Seconds a pooled upstream connection may sit idle; below common upstream keep-alive limits.",
+    )
+
+
+class Limits(_Model):
+    max_request_line: int = Field(8192, ge=256, le=65536, description="Request-target bytes before 414.")
+    max_header_bytes: int = Field(32768, ge=1024, le=1 << 20, description="Total header bytes before 431.")
+    max_headers: int = Field(100, ge=8, le=1000, description="Number of header fields before 431.")
+    max_pipelined: int = Field(32, ge=1, le=1024, description="Requests queued on one connection (pipelining).")
+    upstream_max_idle_per_endpoint: int = Field(
+        64, ge=0, le=10000, description="Idle keep-alive connections kept per upstream endpoint."
+    )
+
+
+class UpstreamTls(_Model):
+    verify: bool = Field(True, description="Verify upstream certificates. Turning this off is logged loudly.")
+    ca_file: Path | None = Field(None, description="PEM bundle of CAs to trust instead of the system store.")
+
+
+class Settings(_Model):
+    listen: Listen = Field(default_factory=Listen)
+    trusted_proxies: tuple[IPNetwork, ...] = Field(
+        (), description="CIDRs of proxies whose X-Forwarded-*/Forwarded headers are kept and appended to."
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    limits: Limits = Field(default_factory=Limits)
+    upstream_tls: UpstreamTls = Field(default_factory=UpstreamTls)
+    headers_with_underscores: Literal["drop", "reject", "allow"] = Field(
+        "drop", description="Client header names containing '_' (nginx and Envoy refuse them by default)."
+    )
+    merge_slashes: bool = Field(True, description="Collapse '//' in request paths before matching.")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _cidrs(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            return tuple(ipaddress.ip_network(str(v), strict=False) for v in value)
+        return value
+
+    def is_trusted_proxy(self, address: str) -> bool:
+        """True when the socket peer `address` is inside one of `trusted_proxies`."""
+        if not self.trusted_proxies or not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted_proxies)
+
+
+def load_settings(path: Path | None, overrides: dict[str, object] | None = None) -> Settings:
+    """Settings from an optional YAML file, with `overrides` (from flags) applied on top.
+
+    Raises ConfigError naming the file and the setting at fault.
+    """
+    data: dict[str, object] = {}
+    source = str(path) if path else "settings"
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError([ConfigIssue(source, "", f"cannot read settings: {exc}")]) from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError([ConfigIssue(source, "", "settings must be a mapping")])
+        data = dict(loaded or {})
+    data.update(overrides or {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        issues = [
+            ConfigIssue(source, ".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()
+        ]
+        raise ConfigError(issues) from exc

@@ -1,0 +1,101 @@
+"""What a predicate or filter module exports: its spec, its config schema and how to build it.
+
+A spec is discovered through an entry point whose name is the config key (`StripPrefix`). `build` is called once
+per route at load time, never per request; every config field carries a description, a default and bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from gateway.exchange import Filter, MatchHints, Predicate
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
+#: An RFC 9110 field name (token); config schemas use it as a pattern for header-name arguments.
+HEADER_NAME = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
+
+ShortcutType = Literal["default", "gather_list", "gather_list_tail_flag"]
+Status = Literal["stable", "alpha"]
+
+#: Order bands (DESIGN §4): lower runs first on the request and last on the response.
+BANDS: Mapping[int, str] = {
+    100: "request id / observability",
+    150: "edge limits",
+    200: "mTLS identity",
+    300: "authentication",
+    350: "authorization",
+    400: "rate limit",
+    450: "fault injection",
+    500: "canary / traffic split",
+    600: "retry",
+    700: "circuit breaker",
+    900: "request/response rewriting",
+}
+
+
+def band_of(order: int) -> int:
+    """The band an order number belongs to: the largest band start not above it."""
+    starts = [b for b in BANDS if b <= order]
+    return max(starts) if starts else 0
+
+
+class ComponentConfig(BaseModel):
+    """Base of every predicate/filter config: unknown keys are errors; SCG's camelCase names are accepted."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, str_strip_whitespace=True
+    )
+
+
+C = TypeVar("C", bound=ComponentConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What a build function may know about the route it builds for."""
+
+    route_id: str
+    metadata: Mapping[str, Any]
+    settings: Settings
+    #: The route's URI as written (after ${env:} substitution).
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class FilterSpec(Generic[C]):
+    name: str
+    order: int
+    config: type[C]
+    build: Callable[[C, BuildContext], Filter]
+    summary: str
+    #: Args for docs and the contract test: a config this filter accepts.
+    example: Mapping[str, Any]
+    shortcut: tuple[str, ...] = ()
+    shortcut_type: ShortcutType = "default"
+    status: Status = "alpha"
+    replays: bool = False
+
+    @property
+    def band(self) -> int:
+        return band_of(self.order)
+
+
+@dataclass(frozen=True)
+class PredicateSpec(Generic[C]):
+    name: str
+    config: type[C]
+    build: Callable[[C, BuildContext], Predicate]
+    summary: str
+    example: Mapping[str, Any]
+    shortcut: tuple[str, ...] = ()
+    shortcut_type: ShortcutType = "default"
+    status: Status = "alpha"
+    #: Optional: tells the route index which hosts/path prefixes a config can match (see MatchHints).
+    hints: Callable[[C], MatchHints] | None = field(default=None)
