@@ -9,10 +9,12 @@ from gateway.headers import check_value
 from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec
 from gateway.template import Template
 
+
 class AddRequestHeaderConfig(ComponentConfig):
     name: str = Field(description="Header name (an RFC 9110 token).", min_length=1, max_length=256, pattern=HEADER_NAME)
     value: str = Field(
-        description="Header value; `{var}` is replaced by a variable captured by Path or Host.", max_length=8192
+        description="Header value; `{var}` is replaced by a variable captured by Path or Host.",
+        max_length=8192,
     )
 
     @field_validator("value")

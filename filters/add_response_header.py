@@ -9,10 +9,12 @@ from gateway.headers import check_value
 from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec
 from gateway.template import Template
 
+
 class AddResponseHeaderConfig(ComponentConfig):
     name: str = Field(description="Header name (an RFC 9110 token).", min_length=1, max_length=256, pattern=HEADER_NAME)
     value: str = Field(
-        description="Header value; `{var}` is replaced by a variable captured by Path or Host.", max_length=8192
+        description="Header value; `{var}` is replaced by a variable captured by Path or Host.",
+        max_length=8192,
     )
     override: bool = Field(
         True, description="When false, the header is added only if the response does not already carry it."

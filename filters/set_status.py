@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from gateway.exchange import Exchange, Next, Response
 from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec
 
+
 def parse_status(value: object) -> int:
     """An int status from 401, "401" or an HttpStatus name ("UNAUTHORIZED"); ValueError otherwise."""
     if isinstance(value, bool):

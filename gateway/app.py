@@ -34,9 +34,7 @@ class Gateway:
 
     def load_file(self, path: Path) -> GatewayConfig:
         """Compile `path` and swap it in atomically. On ConfigError the running table is untouched."""
-        config, table = load_routes_file(
-            path, self.registry, self.settings, self.dispatcher.terminal, self.version + 1
-        )
+        config, table = load_routes_file(path, self.registry, self.settings, self.dispatcher.terminal, self.version + 1)
         return self._swap(config, table)
 
     def load_text(self, text: str, source: str = "<routes>") -> GatewayConfig:

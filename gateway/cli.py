@@ -7,8 +7,11 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
+from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.registry import RegistryError, load_registry
 from gateway.settings import Listen, Settings, load_settings
@@ -68,8 +71,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from gateway.app import Gateway
-
     gateway = Gateway(_settings(args))
     config = gateway.load_file(args.file)
     print(f"{args.file}: OK, {len(config.routes)} routes")
@@ -84,7 +85,9 @@ def _filters(fmt: str) -> int:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     access = logging.getLogger("sluicegate.access")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -94,18 +97,14 @@ def _configure_logging(level: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level)
-    from gateway.app import Gateway
-
     gateway = Gateway(_settings(args))
     config = gateway.load_file(args.config)  # refuses an invalid file before binding anything
     return _event_loop_run(_serve(gateway, config.demo_upstream.listen if config.demo_upstream else None))
 
 
-async def _serve(gateway: object, demo_listen: str | None) -> int:
-    from gateway.app import Gateway
+async def _serve(gateway: Gateway, demo_listen: str | None) -> int:
     from gateway.demo import start_demo_upstream
 
-    assert isinstance(gateway, Gateway)
     demo = None
     if demo_listen:
         where = Listen.parse(demo_listen)
@@ -143,11 +142,11 @@ def _demo(listen: str) -> int:
     return _event_loop_run(serve())
 
 
-def _event_loop_run(coro: object) -> int:
+def _event_loop_run(coro: Coroutine[Any, Any, int]) -> int:
     import uvloop
 
-    result = uvloop.run(coro)
-    return int(result)
+    result: int = uvloop.run(coro)
+    return result
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ async def echo(request: web.Request) -> web.Response:
         {
             "method": request.method,
             "path": request.raw_path.partition("?")[0],
-            "query": request.query_string,
+            "query": request.raw_path.partition("?")[2],
             "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.raw_headers],
             "body_bytes": size,
             "body_sha256": digest.hexdigest(),

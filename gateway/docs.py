@@ -12,12 +12,21 @@ import orjson
 from gateway.registry import Registry
 from gateway.spec import BANDS, FilterSpec, PredicateSpec
 
-_BOUNDS = (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<"),
-           ("minLength", "length ≥"), ("maxLength", "length ≤"), ("minItems", "items ≥"), ("maxItems", "items ≤"))
+_BOUNDS = (
+    ("minimum", "≥"),
+    ("exclusiveMinimum", ">"),
+    ("maximum", "≤"),
+    ("exclusiveMaximum", "<"),
+    ("minLength", "length ≥"),
+    ("maxLength", "length ≤"),
+    ("minItems", "items ≥"),
+    ("maxItems", "items ≤"),
+)
 
 
 def _schema(spec: FilterSpec[Any] | PredicateSpec[Any]) -> dict[str, Any]:
-    return spec.config.model_json_schema(by_alias=True)
+    schema: dict[str, Any] = spec.config.model_json_schema(by_alias=True)
+    return schema
 
 
 def _type(prop: dict[str, Any]) -> str:
@@ -62,10 +71,16 @@ def _shortcut(spec: FilterSpec[Any] | PredicateSpec[Any]) -> str:
 def _markdown_entry(spec: FilterSpec[Any] | PredicateSpec[Any], origin: str) -> list[str]:
     lines = [f"### {spec.name}", "", spec.summary, ""]
     if isinstance(spec, FilterSpec):
-        lines.append(f"- Order: {spec.order} (band {spec.band}: {BANDS.get(spec.band, 'custom')})"
-                     + ("; replays the inner chain" if spec.replays else ""))
-    lines += [f"- Status: {spec.status}; from `{origin}`", f"- Shortcut: {_shortcut(spec)}",
-              f"- Example args: `{orjson.dumps(dict(spec.example)).decode()}`", ""]
+        lines.append(
+            f"- Order: {spec.order} (band {spec.band}: {BANDS.get(spec.band, 'custom')})"
+            + ("; replays the inner chain" if spec.replays else "")
+        )
+    lines += [
+        f"- Status: {spec.status}; from `{origin}`",
+        f"- Shortcut: {_shortcut(spec)}",
+        f"- Example args: `{orjson.dumps(dict(spec.example)).decode()}`",
+        "",
+    ]
     rows = _rows(spec)
     if rows:
         lines += ["| arg | type | default | bounds | description |", "|---|---|---|---|---|"]
@@ -98,9 +113,19 @@ def render_catalogue(registry: Registry, fmt: str) -> str:
         return render_markdown(registry)
     if fmt == "json":
         data = {
-            "predicates": {n: {"schema": _schema(s), "distribution": registry.origins[n]} for n, s in registry.predicates.items()},
-            "filters": {n: {"order": s.order, "band": s.band, "replays": s.replays, "schema": _schema(s),
-                            "distribution": registry.origins[n]} for n, s in registry.filters.items()},
+            "predicates": {
+                n: {"schema": _schema(s), "distribution": registry.origins[n]} for n, s in registry.predicates.items()
+            },
+            "filters": {
+                n: {
+                    "order": s.order,
+                    "band": s.band,
+                    "replays": s.replays,
+                    "schema": _schema(s),
+                    "distribution": registry.origins[n],
+                }
+                for n, s in registry.filters.items()
+            },
         }
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
     out = ["PREDICATES"]

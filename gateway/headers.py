@@ -7,6 +7,7 @@ splitting / request smuggling), whatever request data it puts into a value.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Iterator
 
 from gateway.errors import HeaderInjection
@@ -41,9 +42,7 @@ class Headers:
     __slots__ = ("_items",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str, str]] = [
-            (check_name(n).lower(), n, check_value(v)) for n, v in items
-        ]
+        self._items: list[tuple[str, str, str]] = [(check_name(n).lower(), n, check_value(v)) for n, v in items]
 
     @classmethod
     def trusted(cls, items: list[tuple[str, str, str]]) -> Headers:
@@ -99,7 +98,7 @@ class Headers:
         self._items = [t for t in self._items if t[0] != key]
         return before - len(self._items)
 
-    def remove_many(self, lower_names: frozenset[str] | set[str]) -> None:
+    def remove_many(self, lower_names: frozenset[str] | builtins.set[str]) -> None:
         """Remove every field whose lower-cased name is in `lower_names`."""
         self._items = [t for t in self._items if t[0] not in lower_names]
 

@@ -64,11 +64,11 @@ def _check_schema(spec: FilterSpec[Any] | PredicateSpec[Any]) -> list[str]:
     return [f"config field {n!r} has no description" for n in missing]
 
 
-def _load(group: str, kind: type, problems: list[str]) -> dict[str, tuple[Any, EntryPoint]]:
+def _load(group: str, kind: type[Any], problems: list[str]) -> dict[str, tuple[Any, EntryPoint]]:
     found: dict[str, tuple[Any, EntryPoint]] = {}
     for ep in _unique(entry_points(group=group)):
         try:
-            spec = ep.load()
+            spec: Any = ep.load()
         except Exception as exc:  # a plugin's import error must not hide the others
             problems.append(f"{_describe(ep)} failed to load: {type(exc).__name__}: {exc}")
             continue

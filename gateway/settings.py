@@ -126,7 +126,5 @@ def load_settings(path: Path | None, overrides: dict[str, object] | None = None)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        issues = [
-            ConfigIssue(source, ".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()
-        ]
+        issues = [ConfigIssue(source, ".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
         raise ConfigError(issues) from exc

@@ -50,7 +50,11 @@ class ComponentConfig(BaseModel):
     """Base of every predicate/filter config: unknown keys are errors; SCG's camelCase names are accepted."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, str_strip_whitespace=True
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_strip_whitespace=True,
     )
 
 

@@ -13,7 +13,9 @@ from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, PredicateSp
 class HeaderConfig(ComponentConfig):
     header: str = Field(description="Header name.", min_length=1, max_length=256, pattern=HEADER_NAME)
     regexp: str | None = Field(
-        None, description="Regex one value must match in full (as Java's matches()); absent: presence only.", max_length=1024
+        None,
+        description="Regex one value must match in full (as Java's matches()); absent: presence only.",
+        max_length=1024,
     )
 
     @field_validator("regexp")

@@ -9,7 +9,9 @@ from gateway.spec import BuildContext, ComponentConfig, PredicateSpec
 
 
 class MethodConfig(ComponentConfig):
-    methods: list[str] = Field(description="HTTP methods, e.g. GET, POST (case-insensitive).", min_length=1, max_length=32)
+    methods: list[str] = Field(
+        description="HTTP methods, e.g. GET, POST (case-insensitive).", min_length=1, max_length=32
+    )
 
     @field_validator("methods", mode="before")
     @classmethod

@@ -64,7 +64,7 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, join(path, i)) for i, item in enumerate(node.value)]
-        value = self.scalars.construct_object(node)  # type: ignore[no-untyped-call]
+        value = self.scalars.construct_object(node)
         if isinstance(value, str) and "${env:" in value:
             value = self._substitute(value, path)
         return value

@@ -49,9 +49,10 @@ class _Compiler:
             self.fail(path, f"unknown {kind} {name!r}{hint}")
             return None
         if values is not None:
-            args = self._map_shortcut(spec, values, path)
-            if args is None:
+            mapped = self._map_shortcut(spec, values, path)
+            if mapped is None:
                 return None
+            args = mapped
         config = self._validate(spec.config, args, join(path, "args"))
         if config is None:
             return None
@@ -75,7 +76,9 @@ class _Compiler:
         self.fail(path, "expected 'Name=arg1,arg2' or a mapping with 'name' and 'args'")
         return None
 
-    def _map_shortcut(self, spec: FilterSpec[Any] | PredicateSpec[Any], values: list[str], path: str) -> dict[str, Any] | None:
+    def _map_shortcut(
+        self, spec: FilterSpec[Any] | PredicateSpec[Any], values: list[str], path: str
+    ) -> dict[str, Any] | None:
         fields = spec.shortcut
         if not values:
             return {}
@@ -102,7 +105,9 @@ class _Compiler:
             return None
 
     # -- routes -----------------------------------------------------------------------------------------------
-    def route_definition(self, item: Any, path: str, seen: set[str]) -> tuple[RouteDefinition, list[Any], list[Any], RouteOptions] | None:
+    def route_definition(
+        self, item: Any, path: str, seen: set[str]
+    ) -> tuple[RouteDefinition, list[Any], list[Any], RouteOptions] | None:
         if not isinstance(item, dict):
             self.fail(path, "a route must be a mapping with id and uri")
             return None
@@ -110,7 +115,9 @@ class _Compiler:
             self.fail(join(path, str(key)), f"unknown route key; expected one of {', '.join(ROUTE_KEYS)}")
         ok = self._route_scalars(item, path, seen)
         options = self._validate(RouteOptions, item.get("metadata") or {}, join(path, "metadata"))
-        preds = self._components(item.get("predicates"), join(path, "predicates"), self.registry.predicates, "predicate")
+        preds = self._components(
+            item.get("predicates"), join(path, "predicates"), self.registry.predicates, "predicate"
+        )
         filts = self._components(item.get("filters"), join(path, "filters"), self.registry.filters, "filter")
         if not ok or options is None or preds is None or filts is None:
             return None
@@ -147,7 +154,9 @@ class _Compiler:
             ok = False
         return ok
 
-    def _components(self, items: Any, path: str, specs: Mapping[str, Any], kind: str) -> list[tuple[ComponentDef, Any]] | None:
+    def _components(
+        self, items: Any, path: str, specs: Mapping[str, Any], kind: str
+    ) -> list[tuple[ComponentDef, Any]] | None:
         if items is None:
             return []
         if not isinstance(items, list):
@@ -172,7 +181,9 @@ def _ungroup_indexed(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def compile_config(doc: Document, registry: Registry, settings: Settings, terminal: Next, version: int = 0) -> tuple[GatewayConfig, RouteTable]:
+def compile_config(
+    doc: Document, registry: Registry, settings: Settings, terminal: Next, version: int = 0
+) -> tuple[GatewayConfig, RouteTable]:
     """Validate and build every route of `doc`. Raises ConfigError listing every problem; nothing half-built."""
     c = _Compiler(doc, registry, settings, terminal)
     data = doc.data if doc.data is not None else {}
@@ -232,13 +243,25 @@ def _build_route(
     if chain is None or len(predicates) != len(definition.predicates):
         return None
     return Route(
-        definition.id, definition.order, position, definition, tuple(predicates), chain, target, options,
-        hints, definition.metadata,
+        definition.id,
+        definition.order,
+        position,
+        definition,
+        tuple(predicates),
+        chain,
+        target,
+        options,
+        hints,
+        definition.metadata,
     )
 
 
 def _build_chain(
-    c: _Compiler, ctx: BuildContext, path: str, defaults: list[tuple[ComponentDef, Any]], own: list[tuple[ComponentDef, Any]]
+    c: _Compiler,
+    ctx: BuildContext,
+    path: str,
+    defaults: list[tuple[ComponentDef, Any]],
+    own: list[tuple[ComponentDef, Any]],
 ) -> Next | None:
     """Default filters first, then the route's own; stable-sorted by band, so YAML order holds within a band."""
     entries = [(d, cfg, join("default-filters", i)) for i, (d, cfg) in enumerate(defaults)]
@@ -272,7 +295,9 @@ def _merge_hints(into: MatchHints, new: MatchHints | None) -> None:
         into.hosts = new.hosts
 
 
-def load_routes_file(path: Path, registry: Registry, settings: Settings, terminal: Next, version: int = 0) -> tuple[GatewayConfig, RouteTable]:
+def load_routes_file(
+    path: Path, registry: Registry, settings: Settings, terminal: Next, version: int = 0
+) -> tuple[GatewayConfig, RouteTable]:
     """Read, validate and compile a routes file. Raises ConfigError naming the file, YAML path and reason."""
     try:
         text = path.read_text(encoding="utf-8")

@@ -10,15 +10,22 @@ connection closes: nothing after it on the connection is executed, and nothing o
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import httptools
 
 from gateway.body import EMPTY, Body, StreamBody
-from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, MethodNotAllowed, RequestTimeout, UriTooLong
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    HeadersTooLarge,
+    MethodNotAllowed,
+    RequestTimeout,
+    UriTooLong,
+)
 from gateway.exchange import Exchange, Response
 from gateway.headers import Headers
 from gateway.server.request import RequestHead, build_exchange
@@ -36,7 +43,9 @@ class Pending:
 
     __slots__ = ("exchange", "head", "body", "error")
 
-    def __init__(self, exchange: Exchange | None, head: RequestHead | None, body: Body, error: GatewayError | None) -> None:
+    def __init__(
+        self, exchange: Exchange | None, head: RequestHead | None, body: Body, error: GatewayError | None
+    ) -> None:
         self.exchange = exchange
         self.head = head
         self.body = body

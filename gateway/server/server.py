@@ -30,7 +30,9 @@ class DataServer:
         await self.server.wait_closed()
 
 
-async def start_data_server(handler: Handler, settings: Settings, *, host: str | None = None, port: int | None = None) -> DataServer:
+async def start_data_server(
+    handler: Handler, settings: Settings, *, host: str | None = None, port: int | None = None
+) -> DataServer:
     """Listen on the configured (or given) address and serve `handler` on every connection."""
     loop = asyncio.get_running_loop()
     connections: set[HttpProtocol] = set()

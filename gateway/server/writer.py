@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -108,10 +109,8 @@ class ResponseWriter:
         status, headers, body = problem_response_parts(error)
         framing = f"Content-Length: {len(body)}\r\n"
         self.head_sent = True
-        try:
+        with contextlib.suppress(ConnectionError):  # the client may already be gone; nothing else to do
             self.write(build_head(status, "", headers, framing, None if keep_alive else "close") + body)
-        except ConnectionError:
-            pass
 
     async def _write(self, pending: Pending, response: Response) -> bool:
         assert pending.head is not None
@@ -130,27 +129,48 @@ class ResponseWriter:
             framing = "" if status < 200 or status in (204, 304) else f"Content-Length: {len(body)}\r\n"
             connection = _connection(keep_alive, head.version)
             self.head_sent = True
-            self.write(build_head(status, response.reason, response.headers, framing, connection) + (b"" if no_body else bytes(body)))
+            self.write(
+                build_head(status, response.reason, response.headers, framing, connection)
+                + (b"" if no_body else bytes(body))
+            )
             return keep_alive
         return await self._stream(pending, response, body, no_body, keep_alive)
 
     async def _stream(
-        self, pending: Pending, response: Response, body: AsyncIterable[bytes], no_body: bool, keep_alive: bool
+        self,
+        pending: Pending,
+        response: Response,
+        body: AsyncIterable[bytes],
+        no_body: bool,
+        keep_alive: bool,
     ) -> bool:
         assert pending.head is not None
         status = response.status
         declared = declared_length(response.headers)
         chunked = False
         if no_body:
-            framing = f"Content-Length: {declared}\r\n" if declared is not None and status >= 200 and status != 204 else ""
+            framing = (
+                f"Content-Length: {declared}\r\n" if declared is not None and status >= 200 and status != 204 else ""
+            )
         elif declared is not None:
             framing = f"Content-Length: {declared}\r\n"
         elif pending.head.version != "1.0":
             framing, chunked = "Transfer-Encoding: chunked\r\n", True
         else:
-            framing, keep_alive = "", False  # HTTP/1.0 client: the end of the body is the end of the connection
+            framing, keep_alive = (
+                "",
+                False,
+            )  # HTTP/1.0 client: the end of the body is the end of the connection
         self.head_sent = True
-        self.write(build_head(status, response.reason, response.headers, framing, _connection(keep_alive, pending.head.version)))
+        self.write(
+            build_head(
+                status,
+                response.reason,
+                response.headers,
+                framing,
+                _connection(keep_alive, pending.head.version),
+            )
+        )
         try:
             if not no_body:
                 await self._pump(body, declared, chunked)

@@ -8,8 +8,8 @@ aborts any other. Ambiguous framing (CL with TE, bad chunk sizes, obs-fold) is a
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 from dataclasses import dataclass
+from typing import cast
 
 import httptools
 
@@ -186,7 +186,11 @@ class UpstreamConnection(asyncio.Protocol):
         assert self._parser is not None
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            self._headers, self._reason, self._header_bytes = [], "", 0  # informational: wait for the final one
+            self._headers, self._reason, self._header_bytes = (
+                [],
+                "",
+                0,
+            )  # informational: wait for the final one
             return
         headers = Headers.trusted(self._headers)
         head = ResponseHead(status, self._reason, headers, self._parser.should_keep_alive())

@@ -79,7 +79,11 @@ class HttpForwarder:
         return self._response(conn, head, sender, upgrade)
 
     def _response(
-        self, conn: UpstreamConnection, head: ResponseHead, sender: asyncio.Task[None] | None, upgrade: str | None
+        self,
+        conn: UpstreamConnection,
+        head: ResponseHead,
+        sender: asyncio.Task[None] | None,
+        upgrade: str | None,
     ) -> Response:
         headers = head.headers
         strip_hop_by_hop(headers)
@@ -90,7 +94,7 @@ class HttpForwarder:
             return UpgradeResponse(headers, ConnectionTunnel(conn), reason=head.reason or "Switching Protocols")
         body = conn.body
         assert body is not None and conn.on_complete is not None
-        if headers.get("content-type", "").startswith("text/event-stream"):
+        if (headers.get("content-type") or "").startswith("text/event-stream"):
             body.set_idle_timeout(None)  # server-sent events may be quiet for long; they end when either side does
         conn.on_complete.add_done_callback(lambda _: self._finished(conn, sender))
         return Response(head.status, headers, body, origin="upstream", reason=head.reason)
@@ -145,7 +149,9 @@ async def _send_body(conn: UpstreamConnection, body: Body, chunked: bool) -> Non
         conn.write(LAST_CHUNK)
 
 
-async def _await_head(conn: UpstreamConnection, sender: asyncio.Task[None] | None, timeout: float | None) -> ResponseHead:
+async def _await_head(
+    conn: UpstreamConnection, sender: asyncio.Task[None] | None, timeout: float | None
+) -> ResponseHead:
     """Wait for the response head; the response timeout starts once the request is fully sent."""
     head = conn.head
     assert head is not None
@@ -164,4 +170,3 @@ async def _await_head(conn: UpstreamConnection, sender: asyncio.Task[None] | Non
         raise
     except OSError as exc:
         raise UpstreamError(f"upstream connection failed: {exc}") from exc
-

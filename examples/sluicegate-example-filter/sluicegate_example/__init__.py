@@ -1,0 +1,1 @@
+"""An example team plugin for Sluicegate."""
