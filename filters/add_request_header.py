@@ -5,8 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.headers import check_value
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec
+from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec, header_value
 from gateway.template import Template
 
 
@@ -17,10 +16,7 @@ class AddRequestHeaderConfig(ComponentConfig):
         max_length=8192,
     )
 
-    @field_validator("value")
-    @classmethod
-    def _no_controls(cls, value: str) -> str:
-        return check_value(value)
+    _value = field_validator("value")(header_value)
 
 
 class AddRequestHeader:
@@ -31,7 +27,7 @@ class AddRequestHeader:
 
     async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
         # Headers.add refuses CR/LF/NUL, so a variable can never split the header (400 instead).
-        exchange.headers.add(self.name, self.value.render(exchange.path_vars))
+        exchange.headers.add(self.name, self.value.render_header(exchange.path_vars))
         return await call_next(exchange)
 
 

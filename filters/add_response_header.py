@@ -5,8 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.headers import check_value
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec
+from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec, header_value
 from gateway.template import Template
 
 
@@ -20,10 +19,7 @@ class AddResponseHeaderConfig(ComponentConfig):
         True, description="When false, the header is added only if the response does not already carry it."
     )
 
-    @field_validator("value")
-    @classmethod
-    def _no_controls(cls, value: str) -> str:
-        return check_value(value)
+    _value = field_validator("value")(header_value)
 
 
 class AddResponseHeader:
@@ -35,7 +31,7 @@ class AddResponseHeader:
     async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
         response = await call_next(exchange)
         if self.override or self.name not in response.headers:
-            response.headers.add(self.name, self.value.render(exchange.path_vars))
+            response.headers.add(self.name, self.value.render_header(exchange.path_vars))
         return response
 
 

@@ -9,6 +9,20 @@ from pydantic import Field, field_validator
 from gateway.exchange import Exchange, Next, Response
 from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec
 
+#: Spring HttpStatus names that Python's http.HTTPStatus spells differently (or lacks on 3.11).
+SPRING_NAMES = {
+    "I_AM_A_TEAPOT": 418,
+    "PAYLOAD_TOO_LARGE": 413,
+    "CONTENT_TOO_LARGE": 413,
+    "URI_TOO_LONG": 414,
+    "REQUESTED_RANGE_NOT_SATISFIABLE": 416,
+    "RANGE_NOT_SATISFIABLE": 416,
+    "UNPROCESSABLE_CONTENT": 422,
+    "TOO_EARLY": 425,
+    "MOVED_TEMPORARILY": 302,
+    "BANDWIDTH_LIMIT_EXCEEDED": 509,
+}
+
 
 def parse_status(value: object) -> int:
     """An int status from 401, "401" or an HttpStatus name ("UNAUTHORIZED"); ValueError otherwise."""
@@ -18,6 +32,8 @@ def parse_status(value: object) -> int:
         code = value
     elif isinstance(value, str) and value.strip().isdigit():
         code = int(value.strip())
+    elif isinstance(value, str) and value.strip().upper() in SPRING_NAMES:
+        code = SPRING_NAMES[value.strip().upper()]
     elif isinstance(value, str) and value.strip().upper() in HTTPStatus.__members__:
         code = HTTPStatus[value.strip().upper()].value
     else:

@@ -17,12 +17,23 @@ _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABC
 
 
 def check_value(value: str) -> str:
-    """Return `value` unchanged, or raise HeaderInjection if it holds CR, LF or NUL."""
+    """Return `value` in wire form, or raise HeaderInjection if it holds CR, LF or NUL.
+
+    Values are octets held latin-1-decoded; a character beyond latin-1 (text a filter wrote) is sent as UTF-8
+    rather than failing at serialisation. Filters writing text should use `to_wire` for consistent UTF-8.
+    """
     # SECURITY: a CR/LF in a value written by a filter (perhaps from a path variable) would split the header.
     for bad in _FORBIDDEN_IN_VALUE:
         if bad in value:
             raise HeaderInjection(f"header value contains a forbidden control character {bad!r}")
+    if not value.isascii() and max(value) > "\xff":
+        return value.encode("utf-8").decode("latin-1")
     return value
+
+
+def to_wire(text: str) -> str:
+    """Unicode text as a header value: its UTF-8 bytes, held latin-1-decoded like every value here."""
+    return text if text.isascii() else text.encode("utf-8").decode("latin-1")
 
 
 def check_name(name: str) -> str:
@@ -77,7 +88,7 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` with one value (added at the end when absent)."""
         key = check_name(name).lower()
-        check_value(value)
+        value = check_value(value)
         items = self._items
         for index, (lower, _, _) in enumerate(items):
             if lower == key:

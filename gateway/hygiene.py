@@ -91,7 +91,7 @@ def _port_of(host: str, proto: str) -> str:
 
 def _stripped_prefix(original: str, current: str) -> str:
     """What a path filter removed from the front (SCG's X-Forwarded-Prefix rule), or ""."""
-    if original == current or not original.endswith(current):
+    before, after = original.rstrip("/"), current.rstrip("/")
+    if before == after or not before.endswith(after):
         return ""
-    prefix = original[: len(original) - len(current)]
-    return prefix.rstrip("/") if prefix != "/" else ""
+    return before[: len(before) - len(after)] if after else before

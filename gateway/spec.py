@@ -10,10 +10,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
+from gateway.errors import HeaderInjection
 from gateway.exchange import Filter, MatchHints, Predicate
+from gateway.headers import check_value
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -56,6 +58,24 @@ class ComponentConfig(BaseModel):
         populate_by_name=True,
         str_strip_whitespace=True,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: object, info: ValidationInfo) -> object:
+        # pydantic's lax mode reads `true` as 1; in a routes file that is always a mistake.
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+            raise ValueError(f"expected {'an integer' if field.annotation is int else 'a number'}, not a boolean")
+        return value
+
+
+def header_value(value: str) -> str:
+    """Validator for config values that end up in a header: refuse CR, LF and NUL at load (ValueError)."""
+    try:
+        check_value(value)
+    except HeaderInjection as exc:
+        raise ValueError(exc.detail) from exc
+    return value
 
 
 C = TypeVar("C", bound=ComponentConfig)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from gateway.headers import to_wire
+
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -46,6 +48,14 @@ class Template:
             out.append(value if value is not None else "{" + name + "}")
             out.append(part)
         return "".join(out)
+
+    def render_header(self, variables: Mapping[str, str]) -> str:
+        """As `render`, in the wire form header values use: text as UTF-8 bytes, held latin-1-decoded.
+
+        Config values and decoded path variables are Unicode text; header values are octets. Without this, "été"
+        would go out as latin-1 bytes and "€" could not go out at all.
+        """
+        return to_wire(self.render(variables))
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"

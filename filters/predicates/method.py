@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec
+from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, PredicateSpec
+
+_TOKEN = re.compile(HEADER_NAME)  # a method is an RFC 9110 token, like a header name
 
 
 class MethodConfig(ComponentConfig):
@@ -22,7 +26,7 @@ class MethodConfig(ComponentConfig):
     @classmethod
     def _tokens(cls, value: list[str]) -> list[str]:
         upper = [m.strip().upper() for m in value]
-        bad = [m for m in upper if not m.isalpha()]
+        bad = [m for m in upper if not _TOKEN.fullmatch(m)]
         if bad:
             raise ValueError(f"not HTTP methods: {bad}")
         return upper

@@ -41,7 +41,7 @@ _ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 class Pending:
     """A request read off the connection, waiting for (or in) its turn to be served."""
 
-    __slots__ = ("exchange", "head", "body", "error")
+    __slots__ = ("exchange", "head", "body", "error", "started")
 
     def __init__(
         self, exchange: Exchange | None, head: RequestHead | None, body: Body, error: GatewayError | None
@@ -50,6 +50,7 @@ class Pending:
         self.head = head
         self.body = body
         self.error = error
+        self.started = False  # the writer began serving it: from then on it may be reaching an upstream
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -106,8 +107,9 @@ class HttpProtocol(asyncio.Protocol):
         if self.tunnel_sink is not None:
             self.tunnel_sink.feed_eof()
             return True
-        # A half-closed client still gets the response to what it already sent.
-        return bool(self.queue)
+        # As nginx does by default: a client that closes its side has given up. Closing here runs
+        # connection_lost, which cancels the in-flight upstream call (logged as 499) instead of holding it.
+        return False
 
     def pause_writing(self) -> None:
         self.writer.pause()
@@ -164,7 +166,8 @@ class HttpProtocol(asyncio.Protocol):
                 raise BadRequest(f"header name {text!r} contains an underscore")
             if policy == "drop":
                 return  # SECURITY: X_Forwarded_For would alias X-Forwarded-For in CGI-style backends
-        self.raw_headers.append((text.lower(), text, value.decode("latin-1")))
+        # llhttp drops leading whitespace; trailing OWS is not part of the value either (RFC 9112 §5).
+        self.raw_headers.append((text.lower(), text, value.rstrip(b" \t").decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         self._disarm()
@@ -232,12 +235,16 @@ class HttpProtocol(asyncio.Protocol):
         """The request being read is refused: answer it in turn, then close. Stop parsing this connection."""
         self.dead_parser = True
         self._disarm()
-        if self.current is not None:
-            if isinstance(self.current.body, StreamBody):
-                self.current.body.abort(error)  # the upstream sees an aborted body, never a complete one
-            self.current = None
-        self._enqueue(Pending(None, None, EMPTY, error))
+        current, self.current = self.current, None
         self.pause_reading()
+        if current is not None:
+            if isinstance(current.body, StreamBody):
+                current.body.abort(error)  # the upstream sees an aborted body, never a complete one
+            if not current.started and current in self.queue:
+                # Refused before anything was sent upstream (the usual case: the bad bytes came with the head).
+                current.error, current.exchange = error, None
+                return
+        self._enqueue(Pending(None, None, EMPTY, error))
 
     async def _serve(self) -> None:
         try:

@@ -66,7 +66,11 @@ def _host(head: RequestHead, authority: str | None) -> str:
 
 def _body(head: RequestHead, proto: HttpProtocol) -> Body:
     headers = head.headers
-    chunked = "transfer-encoding" in headers
+    codings = headers.get_all("transfer-encoding")
+    chunked = bool(codings)
+    if chunked and (len(codings) != 1 or codings[0].strip().lower() != "chunked"):
+        # SECURITY: only plain `chunked` is framing both we and every upstream agree on (RFC 9112 §6.1).
+        raise BadRequest("unsupported Transfer-Encoding; only 'chunked' is accepted")
     if chunked and head.version == "1.0":
         # SECURITY: HTTP/1.0 has no chunked coding; a proxy that honours it disagrees with one that does not.
         raise BadRequest("Transfer-Encoding is not allowed in HTTP/1.0 requests")

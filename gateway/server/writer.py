@@ -78,6 +78,7 @@ class ResponseWriter:
     async def serve(self, pending: Pending) -> bool:
         """Run the handler for `pending` and write its response; True when the connection may stay open."""
         started = time.monotonic()
+        pending.started = True
         self.head_sent, self.bytes_out = False, 0
         if pending.error is not None or pending.exchange is None or pending.head is None:
             error = pending.error or InternalError("request lost")
@@ -101,6 +102,13 @@ class ResponseWriter:
             log.info("response aborted for %s %s: %s", pending.head.method, pending.exchange.path, exc)
             self.proto.abort()
             self._log(pending, response.status, started, aborted=True)
+            return False
+        except Exception:  # never leave a client waiting on a response we failed to write
+            log.exception("writing the response failed for %s %s", pending.head.method, pending.exchange.path)
+            if not self.head_sent:
+                self._write_problem(InternalError("the gateway failed to write the response"), keep_alive=False)
+            self.proto.abort() if self.head_sent else self.proto.close()
+            self._log(pending, 500, started, aborted=True)
             return False
         self._log(pending, response.status, started)
         return keep_open

@@ -76,6 +76,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._header_bytes = 0
         self._close_delimited = False
         self._done = False
+        self._parsed_head: ResponseHead | None = None
 
     # -- request lifecycle ------------------------------------------------------------------------------------
     def begin(self, head_request: bool, body_idle: float | None) -> None:
@@ -111,6 +112,8 @@ class UpstreamConnection(asyncio.Protocol):
     def abort(self) -> None:
         """Tear the connection down so the upstream sees an incomplete request."""
         self.reusable = False
+        if self.head is not None and not self.head.done():
+            self.head.cancel()  # nobody will await it any more
         if self.transport is not None and not self.closed:
             self.transport.abort()
 
@@ -170,6 +173,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(cause if isinstance(cause, GatewayError) else UpstreamProtocolError(f"invalid response: {exc}"))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
+        # Published only now: an error later in the same bytes (a bad first chunk) must still make it a 502.
+        self._publish_head()
 
     # -- parser callbacks -------------------------------------------------------------------------------------
     def on_status(self, reason: bytes) -> None:
@@ -227,7 +232,11 @@ class UpstreamConnection(asyncio.Protocol):
     def _set_head(self, head: ResponseHead) -> None:
         if not head.keep_alive:
             self.reusable = False
-        if self.head is not None and not self.head.done():
+        self._parsed_head = head
+
+    def _publish_head(self) -> None:
+        head, self._parsed_head = self._parsed_head, None
+        if head is not None and self.head is not None and not self.head.done():
             self.head.set_result(head)
 
     def _finish(self) -> None:
@@ -242,6 +251,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _fail(self, error: GatewayError) -> None:
         self.reusable = False
+        self._parsed_head = None
         if self.head is not None and not self.head.done():
             self.head.set_exception(error)
         elif self.body is not None and not self._done:

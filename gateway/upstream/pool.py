@@ -58,26 +58,41 @@ class ConnectionPool:
 
     async def _connect(self, endpoint: Endpoint, timeout: float) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
-        tls = self.tls if endpoint.tls else None
         try:
             async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(endpoint),
-                    endpoint.host,
-                    endpoint.port,
-                    ssl=tls,
-                    server_hostname=(endpoint.server_name or endpoint.host) if tls else None,
-                    ssl_handshake_timeout=self.settings.timeouts.tls_handshake if tls else None,
+                transport, conn = await loop.create_connection(
+                    lambda: UpstreamConnection(endpoint), endpoint.host, endpoint.port
                 )
         except TimeoutError as exc:
             raise UpstreamTimeout(f"connecting to {endpoint.label} timed out after {timeout:g}s") from exc
-        except ssl.SSLCertVerificationError as exc:
-            raise UpstreamTlsError(f"TLS verification of {endpoint.label} failed: {exc.verify_message}") from exc
-        except ssl.SSLError as exc:
-            raise UpstreamTlsError(f"TLS handshake with {endpoint.label} failed: {exc.reason or exc}") from exc
         except OSError as exc:
             raise UpstreamConnectError(f"cannot connect to {endpoint.label}: {exc.strerror or exc}") from exc
+        if endpoint.tls:
+            await self._handshake(conn, transport, endpoint)
         return conn
+
+    async def _handshake(self, conn: UpstreamConnection, transport: asyncio.Transport, endpoint: Endpoint) -> None:
+        """TLS as a separate step, so its timeout is a 504 of its own rather than a generic connection error."""
+        loop = asyncio.get_running_loop()
+        limit = self.settings.timeouts.tls_handshake
+        try:
+            async with asyncio.timeout(limit):
+                tls_transport = await loop.start_tls(
+                    transport, conn, self.tls, server_hostname=endpoint.server_name or endpoint.host
+                )
+        except TimeoutError as exc:
+            transport.abort()
+            raise UpstreamTimeout(f"TLS handshake with {endpoint.label} timed out after {limit:g}s") from exc
+        except ssl.SSLCertVerificationError as exc:
+            transport.abort()
+            raise UpstreamTlsError(f"TLS verification of {endpoint.label} failed: {exc.verify_message}") from exc
+        except (ssl.SSLError, OSError) as exc:
+            transport.abort()
+            reason = exc.reason if isinstance(exc, ssl.SSLError) else exc.strerror
+            raise UpstreamTlsError(f"TLS handshake with {endpoint.label} failed: {reason or exc}") from exc
+        if tls_transport is None:
+            raise UpstreamTlsError(f"TLS handshake with {endpoint.label} failed")
+        conn.transport = tls_transport
 
     def release(self, conn: UpstreamConnection) -> None:
         """Return a connection whose exchange ended cleanly; anything doubtful is closed instead."""

@@ -1,0 +1,175 @@
+"""Header predicate through real requests: presence only, full-match regex, several values, config errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+
+import aiohttp
+import pytest
+from aiohttp.typedefs import LooseHeaders
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from gateway.app import Gateway
+from gateway.errors import ConfigError
+from tests.conftest import GatewayUnderTest, StartGateway, Upstream, raw_exchange, status_of
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    def seen(self) -> dict[str, Any]:
+        """What the demo upstream echoed."""
+        return cast(dict[str, Any], json.loads(self.body))
+
+    def upstream_got(self, name: str) -> list[str]:
+        """Every value of header `name` as the upstream received it, in order."""
+        return [v for k, v in self.seen()["headers"] if k.lower() == name.lower()]
+
+
+async def fetch(gw: GatewayUnderTest, path: str, *, method: str = "GET", headers: LooseHeaders = ()) -> Reply:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+        session.request(method, gw.url(path), headers=headers) as resp,
+    ):
+        return Reply(resp.status, resp.headers, await resp.read())
+
+
+def route(upstream: Upstream, predicates: str, filters: str = "[]", *, rid: str = "r", order: int = 0) -> str:
+    return f"""
+  - id: {rid}
+    uri: {upstream.url}
+    order: {order}
+    predicates: {predicates}
+    filters: {filters}
+"""
+
+
+def config_issues(text: str) -> list[tuple[str, str]]:
+    """Compile routes YAML in a fresh gateway; return (path, message) of every issue (fails if accepted)."""
+    with pytest.raises(ConfigError) as info:
+        Gateway().load_text(text, "routes.yaml")
+    return [(issue.path, issue.message) for issue in info.value.issues]
+
+
+async def test_presence_only(upstream: Upstream, start_gateway: StartGateway) -> None:
+    gw = await start_gateway("routes:" + route(upstream, '["Header=X-Canary"]'))
+    reply = await fetch(gw, "/a", headers={"X-Canary": "anything at all"})
+    assert reply.status == 200
+    assert reply.upstream_got("X-Canary") == ["anything at all"]  # the predicate does not consume the header
+    assert (await fetch(gw, "/a", headers={"x-canary": "1"})).status == 200  # names are case-insensitive
+    assert (await fetch(gw, "/a", headers={"X-Canary": ""})).status == 200  # present, though empty
+    assert (await fetch(gw, "/a")).status == 404
+    assert (await fetch(gw, "/a", headers={"X-Canary-Not": "1"})).status == 404
+
+
+async def test_regex_must_match_the_whole_value(upstream: Upstream, start_gateway: StartGateway) -> None:
+    gw = await start_gateway("routes:" + route(upstream, "['Header=X-Request-Id, \\d+']"))
+    assert (await fetch(gw, "/a", headers={"X-Request-Id": "12345"})).status == 200
+    for partial in ("abc123", "123abc", "12 34", ""):
+        assert (await fetch(gw, "/a", headers={"X-Request-Id": partial})).status == 404, partial
+    assert (await fetch(gw, "/a")).status == 404
+
+
+async def test_surrounding_whitespace_is_not_part_of_the_value(upstream: Upstream, start_gateway: StartGateway) -> None:
+    # RFC 9112 §5: optional whitespace before and after a field value is excluded from the value.
+    gw = await start_gateway("routes:" + route(upstream, "['Header=X-Request-Id, \\d+']"))
+    raw = await raw_exchange(
+        gw.port, b"GET /a HTTP/1.1\r\nHost: x\r\nX-Request-Id: \t 42 \t\r\nConnection: close\r\n\r\n"
+    )
+    assert status_of(raw) == 200, raw[:200]
+    seen = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert [v for k, v in seen["headers"] if k.lower() == "x-request-id"] == ["42"]
+
+
+async def test_alternation_is_anchored_as_a_whole(upstream: Upstream, start_gateway: StartGateway) -> None:
+    # Java's matches() anchors the whole alternation; a naive "^a|b$" would accept "production" here.
+    gw = await start_gateway(
+        f"""
+routes:
+  - id: env
+    uri: {upstream.url}
+    predicates:
+      - name: Header
+        args: {{header: X-Env, regexp: "prod|staging"}}
+"""
+    )
+    assert (await fetch(gw, "/", headers={"X-Env": "prod"})).status == 200
+    assert (await fetch(gw, "/", headers={"X-Env": "staging"})).status == 200
+    assert (await fetch(gw, "/", headers={"X-Env": "production"})).status == 404
+    assert (await fetch(gw, "/", headers={"X-Env": "pre-staging"})).status == 404
+    assert (await fetch(gw, "/", headers={"X-Env": "Prod"})).status == 404  # case-sensitive, as in Java
+
+
+async def test_one_of_several_values_is_enough(upstream: Upstream, start_gateway: StartGateway) -> None:
+    gw = await start_gateway("routes:" + route(upstream, "['Header=X-Role, admin']"))
+    two = CIMultiDict([("X-Role", "user"), ("X-Role", "admin")])
+    reply = await fetch(gw, "/", headers=two)
+    assert reply.status == 200
+    assert reply.upstream_got("X-Role") == ["user", "admin"]
+    assert (await fetch(gw, "/", headers=CIMultiDict([("X-Role", "user"), ("X-Role", "guest")]))).status == 404
+
+
+async def test_header_routes_a_canary(upstream: Upstream, start_gateway: StartGateway) -> None:
+    gw = await start_gateway(
+        "routes:"
+        + route(upstream, "['Header=X-Version, v2(\\.\\d+)?']", '["AddRequestHeader=X-Route, canary"]', rid="canary")
+        + route(upstream, '["Path=/**"]', '["AddRequestHeader=X-Route, stable"]', rid="stable", order=1)
+    )
+    assert (await fetch(gw, "/x", headers={"X-Version": "v2.1"})).upstream_got("X-Route") == ["canary"]
+    assert (await fetch(gw, "/x", headers={"X-Version": "v2"})).upstream_got("X-Route") == ["canary"]
+    assert (await fetch(gw, "/x", headers={"X-Version": "v2.1-rc"})).upstream_got("X-Route") == ["stable"]
+    assert (await fetch(gw, "/x")).upstream_got("X-Route") == ["stable"]
+
+
+async def test_expanded_presence_only_and_indexed_style(upstream: Upstream, start_gateway: StartGateway) -> None:
+    gw = await start_gateway(
+        f"""
+routes:
+  - id: presence
+    uri: {upstream.url}
+    predicates:
+      - {{name: Header, args: {{header: X-Debug}}}}
+      - Path=/p/**
+  - id: regex
+    uri: {upstream.url}
+    predicates:
+      - name: Header
+        args:
+          header: X-Tenant
+          regexp: "[a-z]{{3,8}}"
+      - Path=/r/**
+"""
+    )
+    assert (await fetch(gw, "/p/1", headers={"X-Debug": "on"})).status == 200
+    assert (await fetch(gw, "/p/1")).status == 404
+    assert (await fetch(gw, "/r/1", headers={"X-Tenant": "acme"})).status == 200
+    assert (await fetch(gw, "/r/1", headers={"X-Tenant": "ab"})).status == 404
+    assert (await fetch(gw, "/r/1", headers={"X-Tenant": "acme1"})).status == 404
+
+
+def _one_route(predicates: str) -> str:
+    return f"routes:\n  - id: r\n    uri: http://127.0.0.1:9\n    predicates: {predicates}\n"
+
+
+@pytest.mark.parametrize(
+    ("predicates", "path", "fragment"),
+    [
+        ('["Header=X-Id, [unclosed"]', "routes[0].predicates[0].args.regexp", "invalid regular expression"),
+        ("['Header=X-Id, (?P<x>a']", "routes[0].predicates[0].args.regexp", "invalid regular expression"),
+        ('["Header=X-Id, *oops"]', "routes[0].predicates[0].args.regexp", "invalid regular expression"),
+        ('["Header=X Id, a"]', "routes[0].predicates[0].args.header", "pattern"),
+        ('["Header"]', "routes[0].predicates[0].args.header", "required"),
+        ('["Header=X-Id, a, b"]', "routes[0].predicates[0]", "at most 2"),
+        ("[{name: Header, args: {header: X-Id, regex: a}}]", "routes[0].predicates[0].args.regex", "Extra inputs"),
+        ("[{name: Header, args: {header: [X-Id]}}]", "routes[0].predicates[0].args.header", "string"),
+        ("[{name: Header, args: {header: X-Id, regexp: 5}}]", "routes[0].predicates[0].args.regexp", "string"),
+    ],
+)
+def test_invalid_header_config(predicates: str, path: str, fragment: str) -> None:
+    issues = config_issues(_one_route(predicates))
+    assert any(p == path and fragment in m for p, m in issues), issues
