@@ -124,6 +124,19 @@ class StreamBody(Body):
         """Change the longest wait for the next chunk (None: wait forever, as for event streams)."""
         self._idle_timeout = seconds
 
+    def take_buffered(self) -> bytes:
+        """Every chunk already received, joined, without waiting (b"" when none); reading continues after it."""
+        chunks = self._chunks
+        if not chunks:
+            return b""
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        if self._paused:
+            self._paused = False
+            self._resume()
+        return data
+
     def feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._buffered += len(data)

@@ -52,9 +52,11 @@ def _for_node(host: str) -> str:
     return f'"[{host}]"' if ":" in host else host
 
 
-def _append(headers: Headers, name: str, value: str) -> None:
-    existing = headers.get_all(name)
-    headers.set(name, ", ".join([*existing, value]) if existing else value)
+def _append(headers: Headers, name: str, value: str, present: set[str]) -> None:
+    if name.lower() not in present:
+        headers.add(name, value)  # the usual case: nothing to append to (untrusted values were dropped)
+        return
+    headers.set(name, ", ".join([*headers.get_all(name), value]))
 
 
 def add_forwarding_headers(exchange: Exchange, headers: Headers) -> None:
@@ -65,18 +67,19 @@ def add_forwarding_headers(exchange: Exchange, headers: Headers) -> None:
     client = exchange.client_host
     host = exchange.host
     proto = exchange.scheme
-    _append(headers, "X-Forwarded-For", client)
-    _append(headers, "X-Forwarded-Proto", proto)
+    present = {lower for lower, _, _ in headers.raw() if lower in FORWARDING}
+    _append(headers, "X-Forwarded-For", client, present)
+    _append(headers, "X-Forwarded-Proto", proto, present)
     if host:
-        _append(headers, "X-Forwarded-Host", host)
-    _append(headers, "X-Forwarded-Port", _port_of(host, proto))
+        _append(headers, "X-Forwarded-Host", host, present)
+    _append(headers, "X-Forwarded-Port", _port_of(host, proto), present)
     prefix = _stripped_prefix(exchange.original_path, exchange.path)
     if prefix:
-        _append(headers, "X-Forwarded-Prefix", prefix)
+        _append(headers, "X-Forwarded-Prefix", prefix, present)
     node = f"for={_for_node(client)};proto={proto}"
     if host:
         node += f';host="{host}"'
-    _append(headers, "Forwarded", node)
+    _append(headers, "Forwarded", node, present)
 
 
 def _port_of(host: str, proto: str) -> str:

@@ -165,29 +165,27 @@ class ResponseWriter:
         elif pending.head.version != "1.0":
             framing, chunked = "Transfer-Encoding: chunked\r\n", True
         else:
-            framing, keep_alive = (
-                "",
-                False,
-            )  # HTTP/1.0 client: the end of the body is the end of the connection
-        self.head_sent = True
-        self.write(
-            build_head(
-                status,
-                response.reason,
-                response.headers,
-                framing,
-                _connection(keep_alive, pending.head.version),
-            )
+            framing, keep_alive = "", False  # HTTP/1.0 client: the end of the body is the end of the connection
+        head = build_head(
+            status, response.reason, response.headers, framing, _connection(keep_alive, pending.head.version)
         )
+        self.head_sent = True
         try:
-            if not no_body:
-                await self._pump(body, declared, chunked)
+            if no_body:
+                self.write(head)
+            else:
+                await self._pump(head, body, declared, chunked)
         finally:
             await _aclose(body)
         return keep_alive
 
-    async def _pump(self, body: AsyncIterable[bytes], declared: int | None, chunked: bool) -> None:
-        sent = 0
+    async def _pump(self, head: bytes, body: AsyncIterable[bytes], declared: int | None, chunked: bool) -> None:
+        """Write the head and the body. Bytes already received go out with the head: one write, one syscall."""
+        first = body.take_buffered() if isinstance(body, StreamBody) else b""
+        sent = len(first)
+        if declared is not None and sent > declared:
+            raise ResponseAborted(f"body longer than its Content-Length {declared}")
+        self.write(head + (chunk(first) if chunked and first else first))
         try:
             async for data in body:
                 if not data:
