@@ -69,6 +69,25 @@ class ComponentConfig(BaseModel):
         return value
 
 
+def one_or_many(value: object) -> object:
+    """Before-validator: a single string stands for a one-element list (SCG's YAML has both spellings)."""
+    return [value] if isinstance(value, str) else value
+
+
+def compiles_each(compile_one: Callable[[str], object], error: type[Exception]) -> Callable[[list[str]], list[str]]:
+    """After-validator factory: every string must compile; the message names the one that does not."""
+
+    def check(values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                compile_one(value)
+            except error as exc:
+                raise ValueError(f"{value!r}: {exc}") from exc
+        return values
+
+    return check
+
+
 def header_value(value: str) -> str:
     """Validator for config values that end up in a header: refuse CR, LF and NUL at load (ValueError)."""
     try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, MatchHints
+from gateway.routing.capture import match_any
 from gateway.routing.hostpattern import HostPattern, compile_host_pattern
 from gateway.routing.pathpattern import PatternError
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec
+from gateway.spec import BuildContext, ComponentConfig, PredicateSpec, compiles_each, one_or_many
 
 
 class HostConfig(ComponentConfig):
@@ -18,20 +19,8 @@ class HostConfig(ComponentConfig):
         max_length=64,
     )
 
-    @field_validator("patterns", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                compile_host_pattern(pattern)
-            except PatternError as exc:
-                raise ValueError(f"{pattern!r}: {exc}") from exc
-        return value
+    _one_or_many = field_validator("patterns", mode="before")(one_or_many)
+    _compiles = field_validator("patterns")(compiles_each(compile_host_pattern, PatternError))
 
 
 class HostPredicate:
@@ -41,14 +30,7 @@ class HostPredicate:
         self.patterns = tuple(patterns)
 
     def __call__(self, exchange: Exchange) -> bool:
-        host = exchange.host
-        for pattern in self.patterns:
-            variables = pattern.match(host)
-            if variables is not None:
-                if variables:
-                    exchange.path_vars.update(variables)
-                return True
-        return False
+        return match_any(self.patterns, exchange.host, exchange.path_vars)
 
 
 def build(config: HostConfig, context: BuildContext) -> HostPredicate:

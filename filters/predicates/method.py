@@ -7,7 +7,7 @@ import re
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, PredicateSpec
+from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, PredicateSpec, one_or_many
 
 _TOKEN = re.compile(HEADER_NAME)  # a method is an RFC 9110 token, like a header name
 
@@ -17,10 +17,7 @@ class MethodConfig(ComponentConfig):
         description="HTTP methods, e.g. GET, POST (case-insensitive).", min_length=1, max_length=32
     )
 
-    @field_validator("methods", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
+    _one_or_many = field_validator("methods", mode="before")(one_or_many)
 
     @field_validator("methods")
     @classmethod

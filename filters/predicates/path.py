@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, MatchHints
+from gateway.routing.capture import match_any
 from gateway.routing.pathpattern import PathPattern, PatternError, compile_path_pattern
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec
+from gateway.spec import BuildContext, ComponentConfig, PredicateSpec, compiles_each, one_or_many
 
 
 class PathConfig(ComponentConfig):
@@ -19,23 +20,11 @@ class PathConfig(ComponentConfig):
         True, description="A pattern without a trailing slash also matches the path with one (SCG default)."
     )
 
-    @field_validator("patterns", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
+    _one_or_many = field_validator("patterns", mode="before")(one_or_many)
+    _compiles = field_validator("patterns")(compiles_each(compile_path_pattern, PatternError))
 
     def compiled(self) -> list[PathPattern]:
         return [compile_path_pattern(p, match_trailing_slash=self.match_trailing_slash) for p in self.patterns]
-
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                compile_path_pattern(pattern)
-            except PatternError as exc:
-                raise ValueError(f"{pattern!r}: {exc}") from exc
-        return value
 
 
 class PathPredicate:
@@ -45,14 +34,7 @@ class PathPredicate:
         self.patterns = tuple(patterns)
 
     def __call__(self, exchange: Exchange) -> bool:
-        path = exchange.path
-        for pattern in self.patterns:
-            variables = pattern.match(path)
-            if variables is not None:
-                if variables:
-                    exchange.path_vars.update(variables)
-                return True
-        return False
+        return match_any(self.patterns, exchange.path, exchange.path_vars)
 
 
 def build(config: PathConfig, context: BuildContext) -> PathPredicate:
