@@ -13,7 +13,7 @@ from typing import Protocol
 
 from gateway.body import Body
 from gateway.errors import BadRequest, GatewayError, InternalError, UpstreamError, UpstreamTimeout
-from gateway.exchange import Exchange, Response, UpgradeResponse, UpstreamRef
+from gateway.exchange import Endpoint, Exchange, Response, UpgradeResponse, UpstreamRef
 from gateway.hygiene import PRESERVE_HOST, UPGRADE, add_forwarding_headers, strip_hop_by_hop
 from gateway.server.wire import LAST_CHUNK, chunk
 from gateway.settings import Settings
@@ -33,10 +33,28 @@ class Forwarder(Protocol):
     async def close(self) -> None: ...
 
 
+class EndpointResolver(Protocol):
+    """Turns the exchange's target reference into the instance to try (pools plug in here with `lb://`)."""
+
+    def resolve(self, ref: UpstreamRef, exchange: Exchange) -> Endpoint: ...
+
+
+class DirectResolver:
+    """A direct `http(s)://`/`ws(s)://` route has exactly one endpoint."""
+
+    def resolve(self, ref: UpstreamRef, exchange: Exchange) -> Endpoint:
+        if ref.endpoint is None:
+            raise InternalError(f"no endpoint for upstream {ref.uri!r}")
+        return ref.endpoint
+
+
 class HttpForwarder:
-    def __init__(self, settings: Settings, pool: ConnectionPool | None = None) -> None:
+    def __init__(
+        self, settings: Settings, pool: ConnectionPool | None = None, resolver: EndpointResolver | None = None
+    ) -> None:
         self.settings = settings
         self.pool = pool or ConnectionPool(settings)
+        self.resolver = resolver or DirectResolver()
 
     async def close(self) -> None:
         self.pool.close()
@@ -57,13 +75,14 @@ class HttpForwarder:
     async def forward(self, exchange: Exchange) -> Response:
         """Send the request; return once the response head arrived. Raises a GatewayError (502/504/4xx)."""
         ref = exchange.target
-        if ref is None or ref.endpoint is None:
-            raise InternalError("the route has no upstream endpoint")
+        if ref is None:
+            raise InternalError("the route has no upstream")
+        endpoint = self.resolver.resolve(ref, exchange)
         upgrade = exchange.get(UPGRADE) if ref.kind == "ws" else None
         head_bytes, chunked = serialize_request(exchange, ref, upgrade)
         connect_timeout, response_timeout, body_idle = self._timeouts(exchange)
-        conn = await self.pool.acquire(ref.endpoint, connect_timeout)
-        exchange.tried.append(ref.endpoint)
+        exchange.tried.append(endpoint)  # recorded before connecting: a failed connect was still an attempt
+        conn = await self.pool.acquire(endpoint, connect_timeout)
         conn.begin(exchange.method == "HEAD", body_idle)
         sender: asyncio.Task[None] | None = None
         try:
