@@ -1,7 +1,8 @@
 """Shared test harness: real upstream servers, a real gateway on a real socket, raw-socket helpers.
 
-Nothing here is a mock: upstreams are aiohttp apps listening on 127.0.0.1, the gateway is the real server
-adapter on an ephemeral port, and clients talk to it over TCP.
+Nothing here is a mock: upstreams are aiohttp apps (or raw asyncio servers) listening on 127.0.0.1, the gateway
+is the real server adapter on an ephemeral port, and clients talk to it over TCP. Plain helper functions that
+are not fixtures live in tests/helpers.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from aiohttp import web
 from gateway.app import Gateway
 from gateway.demo import demo_app
 from gateway.settings import Settings
+
+# Before anything imports it: tests.helpers asserts too, and its failures should report like a test's own.
+pytest.register_assert_rewrite("tests.helpers")
 
 
 @dataclass
@@ -43,6 +47,8 @@ class GatewayUnderTest:
 
 StartUpstream = Callable[..., Awaitable[Upstream]]
 StartGateway = Callable[..., Awaitable[GatewayUnderTest]]
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+StartRaw = Callable[[RawHandler], Awaitable[int]]
 
 
 async def start_app(app: web.Application, ssl_context: Any = None) -> Upstream:
@@ -98,6 +104,41 @@ async def start_gateway() -> AsyncIterator[Callable[..., Awaitable[GatewayUnderT
     yield start
     for gateway in started:
         await gateway.stop()
+
+
+@pytest.fixture
+async def start_raw() -> AsyncIterator[StartRaw]:
+    """Factory: a raw asyncio upstream on 127.0.0.1 running `handler` per connection; returns its port.
+
+    For framings that must be exotic or broken. Every server and connection is torn down after the test.
+    """
+    servers: list[asyncio.Server] = []
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(handler: RawHandler) -> int:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            tasks.add(task)
+            try:
+                await handler(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(run, "127.0.0.1", 0)
+        servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    yield start
+    for server in servers:
+        server.close()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for server in servers:
+        await server.wait_closed()
 
 
 async def raw_exchange(port: int, data: bytes, *, read_timeout: float = 3.0) -> bytes:

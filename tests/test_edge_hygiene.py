@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Any
 
 import pytest
 from aiohttp import web
 
 from gateway.settings import Settings
 from tests.conftest import StartGateway, StartUpstream, Upstream, status_of
-from tests.test_edge_probes import catch_all, converse, echoed, header_names, parse_responses
+from tests.helpers import app_serving, catch_all, converse, echoed, echoed_header, header_names, parse_responses
 
 HOP_BY_HOP = [
     "connection",
@@ -45,10 +44,6 @@ CLIENT_CLAIMS = [
 def get(path: str, *fields: tuple[str, str], host: str = "client.example:8080") -> bytes:
     lines = [f"GET {path} HTTP/1.1", f"Host: {host}", *(f"{n}: {v}" for n, v in fields), "Connection: close"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def values(echo: dict[str, Any], name: str) -> list[str]:
-    return [str(v) for n, v in echo["headers"] if str(n).lower() == name]
 
 
 # -- request side --------------------------------------------------------------------------------------------
@@ -97,9 +92,7 @@ def hop_by_hop_response_app() -> web.Application:
             },
         )
 
-    app = web.Application()
-    app.router.add_get("/resp", handler)
-    return app
+    return app_serving("/resp", handler)
 
 
 async def test_hop_by_hop_response_headers_are_stripped(
@@ -156,13 +149,13 @@ async def test_untrusted_forwarding_claims_replaced(upstream: Upstream, start_ga
     reply = await converse(gw.port, get("/fwd", *CLIENT_CLAIMS))
     assert status_of(reply.data) == 200
     echo = echoed(reply.data)
-    assert values(echo, "x-forwarded-for") == ["127.0.0.1"]
-    assert values(echo, "x-forwarded-proto") == ["http"]
-    assert values(echo, "x-forwarded-host") == ["client.example:8080"]
-    assert values(echo, "x-forwarded-port") == ["8080"]
-    assert values(echo, "forwarded") == ['for=127.0.0.1;proto=http;host="client.example:8080"']
-    assert values(echo, "x-real-ip") == []
-    assert values(echo, "x-forwarded-prefix") == []
+    assert echoed_header(echo, "x-forwarded-for") == ["127.0.0.1"]
+    assert echoed_header(echo, "x-forwarded-proto") == ["http"]
+    assert echoed_header(echo, "x-forwarded-host") == ["client.example:8080"]
+    assert echoed_header(echo, "x-forwarded-port") == ["8080"]
+    assert echoed_header(echo, "forwarded") == ['for=127.0.0.1;proto=http;host="client.example:8080"']
+    assert echoed_header(echo, "x-real-ip") == []
+    assert echoed_header(echo, "x-forwarded-prefix") == []
     for _, value in echo["headers"]:
         assert "203.0.113.9" not in value and "claimed" not in value and value != "https"
 
@@ -175,14 +168,14 @@ async def test_trusted_proxy_claims_are_kept_and_this_hop_appended(
     reply = await converse(gw.port, get("/fwd", *CLIENT_CLAIMS))
     assert status_of(reply.data) == 200
     echo = echoed(reply.data)
-    assert values(echo, "x-forwarded-for") == ["203.0.113.9, 127.0.0.1"]
-    assert values(echo, "x-forwarded-proto") == ["https, http"]
-    assert values(echo, "x-forwarded-host") == ["claimed.example, client.example:8080"]
-    assert values(echo, "x-forwarded-port") == ["8443, 8080"]
-    assert values(echo, "forwarded") == [
+    assert echoed_header(echo, "x-forwarded-for") == ["203.0.113.9, 127.0.0.1"]
+    assert echoed_header(echo, "x-forwarded-proto") == ["https, http"]
+    assert echoed_header(echo, "x-forwarded-host") == ["claimed.example, client.example:8080"]
+    assert echoed_header(echo, "x-forwarded-port") == ["8443, 8080"]
+    assert echoed_header(echo, "forwarded") == [
         'for=203.0.113.9;proto=https, for=127.0.0.1;proto=http;host="client.example:8080"'
     ]
-    assert values(echo, "x-real-ip") == ["203.0.113.9"]
+    assert echoed_header(echo, "x-real-ip") == ["203.0.113.9"]
 
 
 async def test_trusted_list_without_the_peer_strips(upstream: Upstream, start_gateway: StartGateway) -> None:
@@ -190,8 +183,8 @@ async def test_trusted_list_without_the_peer_strips(upstream: Upstream, start_ga
     gw = await start_gateway(catch_all(upstream), settings)
     reply = await converse(gw.port, get("/fwd", *CLIENT_CLAIMS))
     echo = echoed(reply.data)
-    assert values(echo, "x-forwarded-for") == ["127.0.0.1"]
-    assert values(echo, "x-real-ip") == []
+    assert echoed_header(echo, "x-forwarded-for") == ["127.0.0.1"]
+    assert echoed_header(echo, "x-real-ip") == []
 
 
 # -- Host and transparency -----------------------------------------------------------------------------------
@@ -201,9 +194,9 @@ async def test_host_rewritten_to_upstream_authority(upstream: Upstream, start_ga
     gw = await start_gateway(catch_all(upstream))
     reply = await converse(gw.port, get("/host", host="client.example"))
     echo = echoed(reply.data)
-    assert values(echo, "host") == [f"127.0.0.1:{upstream.port}"]
-    assert values(echo, "x-forwarded-host") == ["client.example"]
-    assert values(echo, "x-forwarded-port") == ["80"]
+    assert echoed_header(echo, "host") == [f"127.0.0.1:{upstream.port}"]
+    assert echoed_header(echo, "x-forwarded-host") == ["client.example"]
+    assert echoed_header(echo, "x-forwarded-port") == ["80"]
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE", "OPTIONS", "POST"])

@@ -10,25 +10,21 @@ from aiohttp import web
 
 from gateway.settings import Limits, Settings, Timeouts
 from tests.conftest import StartGateway, StartUpstream, Upstream, status_of
-from tests.test_edge_probes import GUARD, catch_all, converse, echoed, header_names, parse_responses
+from tests.helpers import (
+    SOCKET_GUARD,
+    app_serving,
+    catch_all,
+    converse,
+    echoed,
+    header_names,
+    parse_responses,
+    read_until_closed,
+)
 
 SMALL = Limits(max_request_line=256, max_header_bytes=1024, max_headers=8)
 
 
-async def read_until_closed(reader: asyncio.StreamReader, guard: float = GUARD) -> tuple[bytes, bool]:
-    """Everything until EOF, and whether EOF came before the guard expired."""
-    chunks: list[bytes] = []
-    try:
-        while chunk := await asyncio.wait_for(reader.read(65536), guard):
-            chunks.append(chunk)
-    except TimeoutError:
-        return b"".join(chunks), False
-    except ConnectionResetError:
-        pass
-    return b"".join(chunks), True
-
-
-async def read_response(reader: asyncio.StreamReader, guard: float = GUARD) -> bytes:
+async def read_response(reader: asyncio.StreamReader, guard: float = SOCKET_GUARD) -> bytes:
     """One Content-Length-framed response (head and body) from a kept-alive connection."""
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), guard)
     length = 0
@@ -167,9 +163,7 @@ async def test_body_stalled_mid_way_is_408_and_never_complete_upstream(
             settled.set()
         return web.Response(text="got it")
 
-    app = web.Application()
-    app.router.add_post("/upload", sink)
-    upstream = await start_upstream(app)
+    upstream = await start_upstream(app_serving("/upload", sink, method="POST"))
     gw = await start_gateway(catch_all(upstream), quick(body_idle=0.5))
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     try:
@@ -181,7 +175,7 @@ async def test_body_stalled_mid_way_is_408_and_never_complete_upstream(
     assert status_of(data) == 408 or (data == b"" and closed)
     assert closed
     if upstream.hits:
-        await asyncio.wait_for(settled.wait(), GUARD)
+        await asyncio.wait_for(settled.wait(), SOCKET_GUARD)
     assert not any(outcome.startswith("complete") for outcome in outcomes), outcomes
 
 
@@ -197,7 +191,7 @@ async def test_expect_100_continue(upstream: Upstream, start_gateway: StartGatew
             b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
         )
         await writer.drain()
-        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), GUARD)
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), SOCKET_GUARD)
         assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
         writer.write(b"hello")
         await writer.drain()

@@ -2,127 +2,16 @@
 
 Every probe is answered with a 4xx, the gateway closes the connection, the upstream never sees the request,
 and a valid request pipelined right behind the bad one on the same connection is never executed.
-The raw-socket helpers here are shared with test_edge_limits.py and test_edge_hygiene.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from tests.conftest import StartGateway, StartUpstream, Upstream, status_of
-
-GUARD = 5.0  # seconds: only a guard against a hang, never a measured threshold
-
-
-@dataclass
-class Reply:
-    data: bytes
-    closed: bool  # the gateway closed the connection (EOF seen before the guard expired)
-
-
-async def converse(port: int, data: bytes, guard: float = GUARD) -> Reply:
-    """Write `data` in one go and read until the server closes (or the guard expires)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    chunks: list[bytes] = []
-    closed = False
-    try:
-        writer.write(data)
-        await writer.drain()
-        while True:
-            try:
-                chunk = await asyncio.wait_for(reader.read(65536), guard)
-            except TimeoutError:
-                break
-            except ConnectionResetError:
-                closed = True
-                break
-            if not chunk:
-                closed = True
-                break
-            chunks.append(chunk)
-    finally:
-        writer.close()
-    return Reply(b"".join(chunks), closed)
-
-
-@dataclass
-class Parsed:
-    status: int
-    headers: list[tuple[str, str]]  # (lower-cased name, value)
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return next((value for lower, value in self.headers if lower == name), None)
-
-
-def parse_responses(raw: bytes) -> list[Parsed]:
-    """Split a byte stream into HTTP/1.1 responses (Content-Length, chunked or body-less); no HEAD support."""
-    out: list[Parsed] = []
-    while raw:
-        head, sep, rest = raw.partition(b"\r\n\r\n")
-        if not sep:
-            break
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = [(n.strip().lower(), v.strip()) for n, _, v in (line.partition(":") for line in lines[1:])]
-        fields = dict(headers)
-        if status < 200 or status in (204, 304):
-            body, raw = b"", rest
-        elif fields.get("transfer-encoding", "").lower() == "chunked":
-            body, raw = _dechunk(rest)
-        elif "content-length" in fields:
-            size = int(fields["content-length"])
-            body, raw = rest[:size], rest[size:]
-        else:
-            body, raw = rest, b""
-        out.append(Parsed(status, headers, body))
-    return out
-
-
-def _dechunk(data: bytes) -> tuple[bytes, bytes]:
-    body = b""
-    while True:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            _, _, data = data.partition(b"\r\n")  # no trailers from our upstreams
-            return body, data
-        body, data = body + data[:size], data[size + 2 :]
-
-
-def echoed(raw: bytes) -> dict[str, Any]:
-    """The demo echo upstream's JSON, from the first response in `raw`."""
-    data: dict[str, Any] = json.loads(parse_responses(raw)[0].body)
-    return data
-
-
-def header_names(echo: dict[str, Any]) -> list[str]:
-    return [str(name).lower() for name, _ in echo["headers"]]
-
-
-def upstream_paths(upstream: Upstream) -> list[str]:
-    return [hit.raw_path for hit in upstream.hits]
-
-
-async def barrier(port: int, path: str = "/barrier") -> None:
-    """A valid round trip through the gateway and upstream: anything sent earlier has had its turn by now."""
-    reply = await converse(port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    assert status_of(reply.data) == 200
-
-
-def catch_all(upstream: Upstream) -> str:
-    return f"""
-routes:
-  - id: all
-    uri: {upstream.url}
-    predicates: [Path=/**]
-"""
-
+from tests.helpers import barrier, catch_all, converse, echoed, header_names, parse_responses, upstream_paths
 
 # -- the probe matrix ----------------------------------------------------------------------------------------
 

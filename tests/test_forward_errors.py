@@ -23,22 +23,11 @@ from gateway.exchange import Exchange, Next, Response
 from gateway.registry import Registry, load_registry
 from gateway.settings import Settings, Timeouts
 from gateway.spec import BuildContext, ComponentConfig, FilterSpec
-from tests.conftest import StartGateway, Upstream, raw_exchange, status_of
-from tests.test_forward_framing import StartRaw, raw_upstreams, reply_with
+from tests.conftest import StartGateway, StartRaw, Upstream, raw_exchange, status_of
+from tests.helpers import api_route, app_serving, free_port, reply_with
 
 GUARD = 10.0  # seconds: only a guard against a hang, never a measurement
 StartCancellable = Callable[[web.Application], Awaitable[int]]
-
-
-def routes(port: int, metadata: str = "{}") -> str:
-    return f"""
-routes:
-  - id: r
-    uri: http://127.0.0.1:{port}
-    predicates: [Path=/api/**]
-    filters: [StripPrefix=1]
-    metadata: {metadata}
-"""
 
 
 async def get_problem(url: str) -> tuple[int, str, dict[str, Any]]:
@@ -51,12 +40,6 @@ def assert_problem(status: int, content_type: str, document: dict[str, Any], exp
     assert content_type == "application/problem+json"
     assert document["status"] == expected
     assert document["title"] and document["detail"] and document["type"]
-
-
-@pytest.fixture
-async def start_raw() -> AsyncIterator[StartRaw]:
-    async with raw_upstreams() as start:
-        yield start
 
 
 @pytest.fixture
@@ -76,18 +59,11 @@ async def start_cancellable() -> AsyncIterator[StartCancellable]:
         await runner.cleanup()
 
 
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # -- 502 ------------------------------------------------------------------------------------------------------
 
 
 async def test_connection_refused_is_502(start_gateway: StartGateway) -> None:
-    gw = await start_gateway(routes(free_port()))
+    gw = await start_gateway(api_route(free_port()))
     status, content_type, document = await get_problem(gw.url("/api/x"))
     assert_problem(status, content_type, document, 502)
     assert document["instance"] == "/api/x"
@@ -100,7 +76,7 @@ async def test_upstream_reset_before_responding_is_502(start_raw: StartRaw, star
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()  # linger 0: the close is an RST
 
-    gw = await start_gateway(routes(await start_raw(reset)))
+    gw = await start_gateway(api_route(await start_raw(reset)))
     assert_problem(*await get_problem(gw.url("/api/x")), 502)
 
 
@@ -108,7 +84,7 @@ async def test_upstream_closing_without_a_response_is_502(start_raw: StartRaw, s
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
 
-    gw = await start_gateway(routes(await start_raw(hang_up)))
+    gw = await start_gateway(api_route(await start_raw(hang_up)))
     assert_problem(*await get_problem(gw.url("/api/x")), 502)
 
 
@@ -128,7 +104,7 @@ async def test_invalid_upstream_framing_is_502(
     payload: bytes, start_raw: StartRaw, start_gateway: StartGateway
 ) -> None:
     port = await start_raw(reply_with(payload, close=False))
-    gw = await start_gateway(routes(port))
+    gw = await start_gateway(api_route(port))
     raw = await raw_exchange(gw.port, b"GET /api/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
     assert status_of(raw) == 502
     assert b"application/problem+json" in raw
@@ -147,7 +123,7 @@ async def test_upstream_closing_mid_body_aborts_the_client_response(
     payload: bytes, start_raw: StartRaw, start_gateway: StartGateway
 ) -> None:
     port = await start_raw(reply_with(payload))
-    gw = await start_gateway(routes(port))
+    gw = await start_gateway(api_route(port))
     async with aiohttp.ClientSession() as session, session.get(gw.url("/api/x")) as resp:
         assert resp.status == 200
         with pytest.raises(aiohttp.ClientPayloadError):
@@ -169,7 +145,7 @@ async def test_bad_chunk_after_the_head_was_sent_aborts_the_client_response(
         await reader.read()
 
     port = await start_raw(handler)
-    gw = await start_gateway(routes(port))
+    gw = await start_gateway(api_route(port))
     async with aiohttp.ClientSession() as session, session.get(gw.url("/api/x")) as resp:
         assert resp.status == 200
         client_has_head.set()
@@ -181,20 +157,20 @@ async def test_bad_chunk_after_the_head_was_sent_aborts_the_client_response(
 
 
 async def test_route_response_timeout_is_504(upstream: Upstream, start_gateway: StartGateway) -> None:
-    gw = await start_gateway(routes(upstream.port, "{response-timeout: 200}"))
+    gw = await start_gateway(api_route(upstream.port, "{response-timeout: 200}"))
     assert_problem(*await get_problem(gw.url("/api/delay/2")), 504)
 
 
 async def test_settings_response_timeout_applies_without_route_metadata(
     upstream: Upstream, start_gateway: StartGateway
 ) -> None:
-    gw = await start_gateway(routes(upstream.port), Settings(timeouts=Timeouts(response=0.2)))
+    gw = await start_gateway(api_route(upstream.port), Settings(timeouts=Timeouts(response=0.2)))
     assert_problem(*await get_problem(gw.url("/api/delay/2")), 504)
 
 
 async def test_negative_route_response_timeout_disables_it(upstream: Upstream, start_gateway: StartGateway) -> None:
     settings = Settings(timeouts=Timeouts(response=0.1))
-    gw = await start_gateway(routes(upstream.port, "{response-timeout: -1}"), settings)
+    gw = await start_gateway(api_route(upstream.port, "{response-timeout: -1}"), settings)
     async with aiohttp.ClientSession() as session, session.get(gw.url("/api/delay/0.5")) as resp:
         assert resp.status == 200
         assert await resp.text() == "delayed\n"
@@ -226,7 +202,7 @@ async def test_connect_timeout_is_504(start_gateway: StartGateway) -> None:
     listener, fillers = hanging
     try:
         port = listener.getsockname()[1]
-        gw = await start_gateway(routes(port, "{connect-timeout: 300}"))
+        gw = await start_gateway(api_route(port, "{connect-timeout: 300}"))
         status, content_type, document = await asyncio.wait_for(get_problem(gw.url("/api/x")), GUARD)
         assert_problem(status, content_type, document, 504)
         assert "connect" in document["detail"]
@@ -245,7 +221,7 @@ async def test_body_idle_timeout_aborts_the_client_response(start_raw: StartRaw,
         await reader.read()  # stall, sending nothing more, until the gateway gives up on us
         upstream_closed.set()
 
-    gw = await start_gateway(routes(await start_raw(stall), "{body-idle-timeout: 300}"))
+    gw = await start_gateway(api_route(await start_raw(stall), "{body-idle-timeout: 300}"))
     async with aiohttp.ClientSession() as session, session.get(gw.url("/api/x")) as resp:
         assert resp.status == 200
         with pytest.raises(aiohttp.ClientPayloadError):
@@ -295,9 +271,7 @@ async def test_client_leaving_while_waiting_cancels_the_upstream_call(
             raise
         return web.Response(text="too late")
 
-    app = web.Application()
-    app.router.add_get("/slow", slow)
-    gw = await start_gateway(routes(await start_cancellable(app)))
+    gw = await start_gateway(api_route(await start_cancellable(app_serving("/slow", slow))))
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     writer.write(b"GET /api/slow HTTP/1.1\r\nHost: gw\r\n\r\n")
     await asyncio.wait_for(started.wait(), GUARD)
@@ -324,9 +298,7 @@ async def test_client_leaving_mid_body_cancels_the_upstream_stream(
             stopped.set()
             raise
 
-    app = web.Application()
-    app.router.add_get("/endless", endless)
-    gw = await start_gateway(routes(await start_cancellable(app)))
+    gw = await start_gateway(api_route(await start_cancellable(app_serving("/endless", endless))))
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     writer.write(b"GET /api/endless HTTP/1.1\r\nHost: gw\r\n\r\n")
     assert (await asyncio.wait_for(reader.readuntil(b"tick\n"), GUARD)).startswith(b"HTTP/1.1 200")

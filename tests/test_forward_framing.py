@@ -9,8 +9,7 @@ import asyncio
 import gzip
 import hashlib
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,73 +18,10 @@ import pytest
 from aiohttp import web
 
 from gateway.demo import demo_app
-from tests.conftest import StartGateway, StartUpstream
+from tests.conftest import StartGateway, StartRaw, StartUpstream
+from tests.helpers import api_route, app_serving, reply_with
 
 GUARD = 10.0  # seconds: only a guard against a hang, never a measurement
-RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-StartRaw = Callable[[RawHandler], Awaitable[int]]
-
-
-def routes(port: int, metadata: str = "{}") -> str:
-    return f"""
-routes:
-  - id: r
-    uri: http://127.0.0.1:{port}
-    predicates: [Path=/api/**]
-    filters: [StripPrefix=1]
-    metadata: {metadata}
-"""
-
-
-@asynccontextmanager
-async def raw_upstreams() -> AsyncIterator[StartRaw]:
-    """Factory: a raw asyncio upstream on 127.0.0.1 running `handler` per connection; torn down afterwards."""
-    servers: list[asyncio.Server] = []
-    tasks: set[asyncio.Task[Any]] = set()
-
-    async def start(handler: RawHandler) -> int:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            tasks.add(task)
-            try:
-                await handler(reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(run, "127.0.0.1", 0)
-        servers.append(server)
-        return int(server.sockets[0].getsockname()[1])
-
-    yield start
-    for server in servers:
-        server.close()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    for server in servers:
-        await server.wait_closed()
-
-
-@pytest.fixture
-async def start_raw() -> AsyncIterator[StartRaw]:
-    async with raw_upstreams() as start:
-        yield start
-
-
-def reply_with(payload: bytes, *, close: bool = True) -> RawHandler:
-    """A raw handler: read one request head, write `payload`, then close (or hold the connection open)."""
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(payload)
-        await writer.drain()
-        if not close:
-            await reader.read()  # hold until the gateway closes its side
-
-    return handler
 
 
 @dataclass
@@ -123,6 +59,16 @@ async def read_response(reader: asyncio.StreamReader, *, no_body: bool = False) 
     return response
 
 
+async def get_api_x(port: int) -> RawResponse:
+    """`GET /api/x` on a fresh client connection to `port`, and the one response read off it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /api/x HTTP/1.1\r\nHost: gw\r\n\r\n")
+        return await asyncio.wait_for(read_response(reader), GUARD)
+    finally:
+        writer.close()
+
+
 def port_recording_app(ports: list[int], app: web.Application | None = None) -> web.Application:
     """`app` (the demo app by default), recording the upstream-side peer port of every request."""
 
@@ -146,10 +92,8 @@ async def test_content_length_response(start_upstream: StartUpstream, start_gate
     async def fixed(request: web.Request) -> web.Response:
         return web.Response(body=payload, content_type="application/octet-stream")
 
-    app = web.Application()
-    app.router.add_get("/fixed", fixed)
-    up = await start_upstream(app)
-    gw = await start_gateway(routes(up.port))
+    up = await start_upstream(app_serving("/fixed", fixed))
+    gw = await start_gateway(api_route(up.port))
     async with aiohttp.ClientSession() as session, session.get(gw.url("/api/fixed")) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Length"] == str(len(payload))
@@ -163,7 +107,7 @@ async def test_chunked_download_is_intact(upstream: Any, start_gateway: StartGat
     pattern = bytes(range(256)) * 256
     for offset in range(0, size, len(pattern)):
         expected.update(pattern[: min(len(pattern), size - offset)])
-    gw = await start_gateway(routes(upstream.port))
+    gw = await start_gateway(api_route(upstream.port))
     digest, received = hashlib.sha256(), 0
     async with aiohttp.ClientSession() as session, session.get(gw.url(f"/api/bytes/{size}")) as resp:
         assert resp.status == 200
@@ -178,13 +122,8 @@ async def test_chunked_download_is_intact(upstream: Any, start_gateway: StartGat
 async def test_close_delimited_response(start_raw: StartRaw, start_gateway: StartGateway) -> None:
     body = b"no length, the end is the close\n" * 1000
     port = await start_raw(reply_with(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body))
-    gw = await start_gateway(routes(port))
-    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
-    try:
-        writer.write(b"GET /api/x HTTP/1.1\r\nHost: gw\r\n\r\n")
-        response = await asyncio.wait_for(read_response(reader), GUARD)
-    finally:
-        writer.close()
+    gw = await start_gateway(api_route(port))
+    response = await get_api_x(gw.port)
     assert response.status == 200
     assert response.body == body  # re-framed for the client, and only after the upstream's EOF ended it
 
@@ -196,10 +135,9 @@ async def test_head_keeps_content_length_and_reuses_the_connection(
         return web.Response(body=b"document body\n" * 100)
 
     ports: list[int] = []
-    app = web.Application()
-    app.router.add_get("/doc", doc)  # answers HEAD too, with the GET's Content-Length
-    up = await start_upstream(port_recording_app(ports, app))
-    gw = await start_gateway(routes(up.port))
+    # The GET route answers HEAD too, with the GET's Content-Length.
+    up = await start_upstream(port_recording_app(ports, app_serving("/doc", doc)))
+    gw = await start_gateway(api_route(up.port))
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     try:
         writer.write(b"HEAD /api/doc HTTP/1.1\r\nHost: gw\r\n\r\n")
@@ -218,7 +156,7 @@ async def test_head_keeps_content_length_and_reuses_the_connection(
 async def test_204_and_304_carry_no_body(start_upstream: StartUpstream, start_gateway: StartGateway) -> None:
     ports: list[int] = []
     up = await start_upstream(port_recording_app(ports))
-    gw = await start_gateway(routes(up.port))
+    gw = await start_gateway(api_route(up.port))
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     responses = []
     try:
@@ -242,13 +180,8 @@ async def test_informational_then_final_response(start_raw: StartRaw, start_gate
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Final: yes\r\n\r\nhello"
         )
     )
-    gw = await start_gateway(routes(port))
-    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
-    try:
-        writer.write(b"GET /api/x HTTP/1.1\r\nHost: gw\r\n\r\n")
-        response = await asyncio.wait_for(read_response(reader), GUARD)
-    finally:
-        writer.close()
+    gw = await start_gateway(api_route(port))
+    response = await get_api_x(gw.port)
     assert response.status == 200
     assert response.header("x-final") == "yes"
     assert response.body == b"hello"
@@ -259,7 +192,7 @@ async def test_informational_then_final_response(start_raw: StartRaw, start_gate
 
 async def test_request_body_with_content_length(upstream: Any, start_gateway: StartGateway) -> None:
     payload = hashlib.sha256(b"seed").digest() * (3 * 1024 * 1024 // 32 + 7)
-    gw = await start_gateway(routes(upstream.port))
+    gw = await start_gateway(api_route(upstream.port))
     async with aiohttp.ClientSession() as session, session.post(gw.url("/api/up"), data=io.BytesIO(payload)) as resp:
         assert resp.status == 200
         seen = await resp.json()
@@ -276,7 +209,7 @@ async def test_chunked_request_body(upstream: Any, start_gateway: StartGateway) 
         for piece in pieces:
             yield piece
 
-    gw = await start_gateway(routes(upstream.port))
+    gw = await start_gateway(api_route(upstream.port))
     async with aiohttp.ClientSession() as session, session.post(gw.url("/api/up"), data=generate()) as resp:
         assert resp.status == 200
         seen = await resp.json()
@@ -304,10 +237,8 @@ async def test_request_body_streams_before_the_client_finishes(
         await asyncio.wait_for(first_arrived.wait(), GUARD)  # only the upstream seeing it lets us go on
         yield b"b" * 5000
 
-    app = web.Application()
-    app.router.add_post("/sink", sink)
-    up = await start_upstream(app)
-    gw = await start_gateway(routes(up.port))
+    up = await start_upstream(app_serving("/sink", sink, method="POST"))
+    gw = await start_gateway(api_route(up.port))
     async with aiohttp.ClientSession() as session, session.post(gw.url("/api/sink"), data=generate()) as resp:
         assert resp.status == 200
         assert (await resp.json())["total"] == 6000
@@ -331,10 +262,8 @@ async def test_response_streams_before_the_upstream_finishes(
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_get("/sse", events)
-    up = await start_upstream(app)
-    gw = await start_gateway(routes(up.port))
+    up = await start_upstream(app_serving("/sse", events))
+    gw = await start_gateway(api_route(up.port))
     async with aiohttp.ClientSession() as session, session.get(gw.url("/api/sse")) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"] == content_type
@@ -356,10 +285,8 @@ async def test_quiet_event_stream_is_exempt_from_the_body_idle_timeout(
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_get("/quiet", quiet)
-    up = await start_upstream(app)
-    gw = await start_gateway(routes(up.port, "{body-idle-timeout: 100}"))
+    up = await start_upstream(app_serving("/quiet", quiet))
+    gw = await start_gateway(api_route(up.port, "{body-idle-timeout: 100}"))
     async with aiohttp.ClientSession() as session, session.get(gw.url("/api/quiet")) as resp:
         assert await asyncio.wait_for(resp.read(), GUARD) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
 
@@ -372,7 +299,7 @@ async def test_sequential_requests_reuse_one_upstream_connection(
 ) -> None:
     ports: list[int] = []
     up = await start_upstream(port_recording_app(ports))
-    gw = await start_gateway(routes(up.port))
+    gw = await start_gateway(api_route(up.port))
     # A fresh client connection per request: the upstream pool must not depend on the client's keep-alive.
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -395,10 +322,8 @@ async def test_gzip_body_passes_compressed_and_identical(
     async def zipped(request: web.Request) -> web.Response:
         return web.Response(body=compressed, headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
 
-    app = web.Application()
-    app.router.add_get("/z", zipped)
-    up = await start_upstream(app)
-    gw = await start_gateway(routes(up.port))
+    up = await start_upstream(app_serving("/z", zipped))
+    gw = await start_gateway(api_route(up.port))
     async with (
         aiohttp.ClientSession(auto_decompress=False) as session,
         session.get(gw.url("/api/z"), headers={"Accept-Encoding": "gzip"}) as resp,

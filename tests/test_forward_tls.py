@@ -20,6 +20,7 @@ import trustme
 from gateway.demo import demo_app
 from gateway.settings import Settings, Timeouts, UpstreamTls
 from tests.conftest import StartGateway, StartUpstream
+from tests.helpers import api_route
 
 GUARD = 10.0  # seconds: only a guard against a hang, never a measurement
 
@@ -47,14 +48,8 @@ def trusting(ca_file: Path, **settings: Any) -> Settings:
 
 
 def routes(uri: str, metadata: str = "{}") -> str:
-    return f"""
-routes:
-  - id: tls
-    uri: {uri}
-    predicates: [Path=/api/**]
-    filters: [StripPrefix=1]
-    metadata: {metadata}
-"""
+    """The one route `tls`: /api/** to `uri` (https:// or wss://), /api stripped."""
+    return api_route(uri, metadata, rid="tls")
 
 
 async def fetch(url: str) -> tuple[int, str, bytes]:

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from tests.conftest import StartGateway, StartUpstream, Upstream, raw_exchange, status_of
+from tests.helpers import app_serving, dechunk
 
 GUARD = 10.0  # seconds: only a guard against a hang, never a measurement
 SIZES = [0, 1, 125, 126, 65_535, 65_536, 1 << 20]
@@ -105,9 +106,7 @@ def recording_ws_app(seen: list[int | None], done: asyncio.Event) -> web.Applica
         done.set()
         return ws
 
-    app = web.Application()
-    app.router.add_get("/ws", handler)
-    return app
+    return app_serving("/ws", handler)
 
 
 @pytest.mark.parametrize("code", [1000, 4001])
@@ -173,19 +172,9 @@ async def test_upgrade_on_an_http_route_is_forwarded_without_upgrade(
     assert status_of(raw) == 200
     head, _, body = raw.partition(b"\r\n\r\n")
     assert b"upgrade" not in head.lower()
-    seen: dict[str, Any] = json.loads(body if b"chunked" not in head.lower() else _dechunk(body))
+    seen: dict[str, Any] = json.loads(body if b"chunked" not in head.lower() else dechunk(body)[0])
     assert seen["method"] == "GET" and seen["path"] == "/chat"
     names = {name.lower(): value for name, value in seen["headers"]}
     assert "upgrade" not in names
     assert "upgrade" not in names.get("connection", "").lower()
     assert len(upstream.hits) == 1
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = b""
-    while True:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line, 16)
-        if size == 0:
-            return out
-        out, data = out + data[:size], data[size + 2 :]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import StartUpstream
+from tests.helpers import free_port
 
 MiB = 1 << 20
 TOTAL = 1 << 30  # 1 GiB each way
@@ -68,13 +68,6 @@ def upstream_app(sent_digests: dict[int, str]) -> web.Application:
     app.router.add_post("/upload", upload)
     app.router.add_get("/download/{n:\\d+}", download)
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def proc_status_kib(pid: int, field: str) -> int:

@@ -3,62 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, cast
 
 import aiohttp
 import pytest
-from aiohttp.typedefs import LooseHeaders
-from multidict import CIMultiDictProxy
-from yarl import URL
 
-from gateway.app import Gateway
 from gateway.errors import ConfigError
-from tests.conftest import GatewayUnderTest, StartGateway, Upstream
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    def seen(self) -> dict[str, Any]:
-        """What the demo upstream echoed."""
-        return cast(dict[str, Any], json.loads(self.body))
-
-    def upstream_got(self, name: str) -> list[str]:
-        """Every value of header `name` as the upstream received it (bytes read as latin-1), in order."""
-        return [v for k, v in self.seen()["headers"] if k.lower() == name.lower()]
-
-
-async def fetch(gw: GatewayUnderTest, path: str, *, method: str = "GET", headers: LooseHeaders = ()) -> Reply:
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
-        session.request(method, URL(gw.url(path), encoded=True), headers=headers) as resp,
-    ):
-        return Reply(resp.status, resp.headers, await resp.read())
-
-
-def one_route(upstream: Upstream, filters: str, predicates: str = '["Path=/**"]') -> str:
-    return f"""
-routes:
-  - id: r
-    uri: {upstream.url}
-    predicates: {predicates}
-    filters: {filters}
-"""
-
-
-def config_issues(text: str) -> list[tuple[str, str]]:
-    """Compile routes YAML in a fresh gateway; return (path, message) of every issue (fails if accepted)."""
-    with pytest.raises(ConfigError) as info:
-        Gateway().load_text(text, "routes.yaml")
-    return [(issue.path, issue.message) for issue in info.value.issues]
+from tests.conftest import StartGateway, Upstream
+from tests.helpers import config_issues, config_only_route, fetch, one_route
 
 
 async def test_shortcut_adds_header(upstream: Upstream, start_gateway: StartGateway) -> None:
-    gw = await start_gateway(one_route(upstream, '["AddRequestHeader=X-Request-Red, Blue"]'))
+    gw = await start_gateway(one_route(upstream.url, '["AddRequestHeader=X-Request-Red, Blue"]'))
     reply = await fetch(gw, "/a")
     assert reply.status == 200
     assert reply.upstream_got("X-Request-Red") == ["Blue"]
@@ -66,14 +21,14 @@ async def test_shortcut_adds_header(upstream: Upstream, start_gateway: StartGate
 
 
 async def test_existing_values_are_kept(upstream: Upstream, start_gateway: StartGateway) -> None:
-    gw = await start_gateway(one_route(upstream, '["AddRequestHeader=X-Request-Red, Blue"]'))
+    gw = await start_gateway(one_route(upstream.url, '["AddRequestHeader=X-Request-Red, Blue"]'))
     reply = await fetch(gw, "/a", headers={"x-request-red": "from-client"})
     assert reply.upstream_got("X-Request-Red") == ["from-client", "Blue"]
 
 
 async def test_path_variable_in_value(upstream: Upstream, start_gateway: StartGateway) -> None:
     gw = await start_gateway(
-        one_route(upstream, '["AddRequestHeader=X-Request-Red, Blue-{segment}"]', '["Path=/red/{segment}"]')
+        one_route(upstream.url, '["AddRequestHeader=X-Request-Red, Blue-{segment}"]', '["Path=/red/{segment}"]')
     )
     assert (await fetch(gw, "/red/crimson")).upstream_got("X-Request-Red") == ["Blue-crimson"]
     assert (await fetch(gw, "/red/a%20b")).upstream_got("X-Request-Red") == ["Blue-a b"]
@@ -81,21 +36,21 @@ async def test_path_variable_in_value(upstream: Upstream, start_gateway: StartGa
 
 async def test_host_variable_in_value(upstream: Upstream, start_gateway: StartGateway) -> None:
     gw = await start_gateway(
-        one_route(upstream, '["AddRequestHeader=X-Tenant, tenant-{sub}"]', '["Host={sub}.example.org"]')
+        one_route(upstream.url, '["AddRequestHeader=X-Tenant, tenant-{sub}"]', '["Host={sub}.example.org"]')
     )
     reply = await fetch(gw, "/", headers={"Host": "acme.example.org:8080"})
     assert reply.upstream_got("X-Tenant") == ["tenant-acme"]
 
 
 async def test_unknown_placeholder_is_left_as_written(upstream: Upstream, start_gateway: StartGateway) -> None:
-    gw = await start_gateway(one_route(upstream, '["AddRequestHeader=X-T, {nope}-#{1+1}-${x}"]'))
+    gw = await start_gateway(one_route(upstream.url, '["AddRequestHeader=X-T, {nope}-#{1+1}-${x}"]'))
     assert (await fetch(gw, "/")).upstream_got("X-T") == ["{nope}-#{1+1}-${x}"]  # inert: no expression language
 
 
 async def test_expanded_form_and_spacing(upstream: Upstream, start_gateway: StartGateway) -> None:
     gw = await start_gateway(
         one_route(
-            upstream,
+            upstream.url,
             """
       - name: AddRequestHeader
         args:
@@ -110,12 +65,14 @@ async def test_expanded_form_and_spacing(upstream: Upstream, start_gateway: Star
 
 
 async def test_empty_value_is_sent(upstream: Upstream, start_gateway: StartGateway) -> None:
-    gw = await start_gateway(one_route(upstream, '[{name: AddRequestHeader, args: {name: X-Empty, value: ""}}]'))
+    gw = await start_gateway(one_route(upstream.url, '[{name: AddRequestHeader, args: {name: X-Empty, value: ""}}]'))
     assert (await fetch(gw, "/")).upstream_got("X-Empty") == [""]
 
 
 async def test_listed_twice_adds_twice_in_order(upstream: Upstream, start_gateway: StartGateway) -> None:
-    gw = await start_gateway(one_route(upstream, '["AddRequestHeader=X-Twice, one", "AddRequestHeader=X-Twice, two"]'))
+    gw = await start_gateway(
+        one_route(upstream.url, '["AddRequestHeader=X-Twice, one", "AddRequestHeader=X-Twice, two"]')
+    )
     assert (await fetch(gw, "/")).upstream_got("X-Twice") == ["one", "two"]
 
 
@@ -144,7 +101,7 @@ async def test_added_framing_headers_never_frame_the_upstream_request(
     # A config that adds framing or Host must not desynchronise the upstream connection (request smuggling).
     gw = await start_gateway(
         one_route(
-            upstream,
+            upstream.url,
             '["AddRequestHeader=Transfer-Encoding, chunked", "AddRequestHeader=Content-Length, 3",'
             ' "AddRequestHeader=Host, evil.example"]',
         )
@@ -163,7 +120,9 @@ async def test_added_framing_headers_never_frame_the_upstream_request(
 
 
 async def test_path_variable_cannot_inject_a_header(upstream: Upstream, start_gateway: StartGateway) -> None:
-    gw = await start_gateway(one_route(upstream, '["AddRequestHeader=X-Red, {segment}"]', '["Path=/red/{segment}"]'))
+    gw = await start_gateway(
+        one_route(upstream.url, '["AddRequestHeader=X-Red, {segment}"]', '["Path=/red/{segment}"]')
+    )
     for evil in ("a%0D%0AX-Injected:%201", "a%0Ab", "a%0Db"):
         reply = await fetch(gw, f"/red/{evil}")
         assert reply.status == 400, evil
@@ -180,7 +139,9 @@ async def test_non_ascii_variable_reaches_upstream_as_utf8(
 ) -> None:
     # The variable is the percent-decoded UTF-8 text; the header carries those same bytes, never a 500 or a
     # different encoding depending on whether the characters happen to fit in latin-1.
-    gw = await start_gateway(one_route(upstream, '["AddRequestHeader=X-Red, {segment}"]', '["Path=/red/{segment}"]'))
+    gw = await start_gateway(
+        one_route(upstream.url, '["AddRequestHeader=X-Red, {segment}"]', '["Path=/red/{segment}"]')
+    )
     reply = await fetch(gw, f"/red/{encoded}")
     assert reply.status == 200, reply.body[:300]
     assert reply.upstream_got("X-Red") == [text.encode().decode("latin-1")]
@@ -192,16 +153,14 @@ async def test_non_ascii_config_value_reaches_upstream_as_utf8_once(
 ) -> None:
     gw = await start_gateway(
         one_route(
-            upstream, f'[{{name: AddRequestHeader, args: {{name: X-Text, value: "{text}"}}}}]', '["Path=/t/{segment}"]'
+            upstream.url,
+            f'[{{name: AddRequestHeader, args: {{name: X-Text, value: "{text}"}}}}]',
+            '["Path=/t/{segment}"]',
         )
     )
     reply = await fetch(gw, "/t/x")
     assert reply.status == 200
     assert reply.upstream_got("X-Text") == [text.replace("{segment}", "x").encode().decode("latin-1")]
-
-
-def _route(filters: str) -> str:
-    return f"routes:\n  - id: r\n    uri: http://127.0.0.1:9\n    filters: {filters}\n"
 
 
 @pytest.mark.parametrize(
@@ -222,7 +181,7 @@ def _route(filters: str) -> str:
     ],
 )
 def test_invalid_add_request_header_config(filters: str, path: str, fragment: str) -> None:
-    issues = config_issues(_route(filters))
+    issues = config_issues(config_only_route(filters=filters))
     assert any(p == path and fragment in m for p, m in issues), issues
 
 
@@ -236,13 +195,13 @@ def test_invalid_add_request_header_config(filters: str, path: str, fragment: st
     ],
 )
 def test_control_characters_in_value_are_rejected_at_load(filters: str) -> None:
-    issues = config_issues(_route(filters))
+    issues = config_issues(config_only_route(filters=filters))
     assert [p for p, _ in issues] == ["routes[0].filters[0].args.value"]
     assert "control character" in issues[0][1]
 
 
 async def test_rejected_value_keeps_the_running_routes(upstream: Upstream, start_gateway: StartGateway) -> None:
-    gw = await start_gateway(one_route(upstream, '["AddRequestHeader=X-A, old"]'))
+    gw = await start_gateway(one_route(upstream.url, '["AddRequestHeader=X-A, old"]'))
     with pytest.raises(ConfigError):
-        gw.gateway.load_text(one_route(upstream, '[{name: AddRequestHeader, args: {name: X-A, value: "a\\nb"}}]'))
+        gw.gateway.load_text(one_route(upstream.url, '[{name: AddRequestHeader, args: {name: X-A, value: "a\\nb"}}]'))
     assert (await fetch(gw, "/")).upstream_got("X-A") == ["old"]

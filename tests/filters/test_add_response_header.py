@@ -3,57 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
-import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.typedefs import LooseHeaders
-from multidict import CIMultiDictProxy
-from yarl import URL
 
-from gateway.app import Gateway
-from gateway.errors import ConfigError
-from tests.conftest import GatewayUnderTest, StartGateway, StartUpstream, Upstream
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: CIMultiDictProxy[str]
-    raw_headers: tuple[tuple[bytes, bytes], ...]
-    body: bytes
-
-    def values(self, name: str) -> list[bytes]:
-        """Every value of response header `name` as bytes on the wire, in order."""
-        return [v for k, v in self.raw_headers if k.lower() == name.lower().encode()]
-
-
-async def fetch(
-    gw: GatewayUnderTest, path: str, *, method: str = "GET", headers: LooseHeaders = (), guard: float = 15
-) -> Reply:
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=guard)) as session,
-        session.request(method, URL(gw.url(path), encoded=True), headers=headers) as resp,
-    ):
-        return Reply(resp.status, resp.headers, resp.raw_headers, await resp.read())
-
-
-def one_route(uri: str, filters: str, predicates: str = '["Path=/**"]') -> str:
-    return f"""
-routes:
-  - id: r
-    uri: {uri}
-    predicates: {predicates}
-    filters: {filters}
-"""
-
-
-def config_issues(text: str) -> list[tuple[str, str]]:
-    """Compile routes YAML in a fresh gateway; return (path, message) of every issue (fails if accepted)."""
-    with pytest.raises(ConfigError) as info:
-        Gateway().load_text(text, "routes.yaml")
-    return [(issue.path, issue.message) for issue in info.value.issues]
+from tests.conftest import StartGateway, StartUpstream, Upstream
+from tests.helpers import app_serving, config_issues, config_only_route, fetch, one_route
 
 
 async def upstream_sending_header(start_upstream: StartUpstream) -> Upstream:
@@ -65,9 +20,7 @@ async def upstream_sending_header(start_upstream: StartUpstream) -> Upstream:
             response.headers.add("X-Color", "second")
         return response
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handler)
-    return await start_upstream(app)
+    return await start_upstream(app_serving("/{tail:.*}", handler))
 
 
 async def test_shortcut_adds_header(upstream: Upstream, start_gateway: StartGateway) -> None:
@@ -232,10 +185,6 @@ async def test_non_ascii_config_value_is_sent_as_utf8_once(
     assert reply.values("X-Text") == [text.replace("{segment}", "x").encode()]
 
 
-def _route(filters: str) -> str:
-    return f"routes:\n  - id: r\n    uri: http://127.0.0.1:9\n    filters: {filters}\n"
-
-
 @pytest.mark.parametrize(
     ("filters", "path", "fragment"),
     [
@@ -257,7 +206,7 @@ def _route(filters: str) -> str:
     ],
 )
 def test_invalid_add_response_header_config(filters: str, path: str, fragment: str) -> None:
-    issues = config_issues(_route(filters))
+    issues = config_issues(config_only_route(filters=filters))
     assert any(p == path and fragment in m for p, m in issues), issues
 
 
@@ -269,6 +218,6 @@ def test_invalid_add_response_header_config(filters: str, path: str, fragment: s
     ],
 )
 def test_control_characters_in_value_are_rejected_at_load(filters: str) -> None:
-    issues = config_issues(_route(filters))
+    issues = config_issues(config_only_route(filters=filters))
     assert [p for p, _ in issues] == ["routes[0].filters[0].args.value"]
     assert "control character" in issues[0][1]

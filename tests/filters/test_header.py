@@ -3,57 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, cast
 
-import aiohttp
 import pytest
-from aiohttp.typedefs import LooseHeaders
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
-from gateway.app import Gateway
-from gateway.errors import ConfigError
-from tests.conftest import GatewayUnderTest, StartGateway, Upstream, raw_exchange, status_of
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    def seen(self) -> dict[str, Any]:
-        """What the demo upstream echoed."""
-        return cast(dict[str, Any], json.loads(self.body))
-
-    def upstream_got(self, name: str) -> list[str]:
-        """Every value of header `name` as the upstream received it, in order."""
-        return [v for k, v in self.seen()["headers"] if k.lower() == name.lower()]
-
-
-async def fetch(gw: GatewayUnderTest, path: str, *, method: str = "GET", headers: LooseHeaders = ()) -> Reply:
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
-        session.request(method, gw.url(path), headers=headers) as resp,
-    ):
-        return Reply(resp.status, resp.headers, await resp.read())
-
-
-def route(upstream: Upstream, predicates: str, filters: str = "[]", *, rid: str = "r", order: int = 0) -> str:
-    return f"""
-  - id: {rid}
-    uri: {upstream.url}
-    order: {order}
-    predicates: {predicates}
-    filters: {filters}
-"""
-
-
-def config_issues(text: str) -> list[tuple[str, str]]:
-    """Compile routes YAML in a fresh gateway; return (path, message) of every issue (fails if accepted)."""
-    with pytest.raises(ConfigError) as info:
-        Gateway().load_text(text, "routes.yaml")
-    return [(issue.path, issue.message) for issue in info.value.issues]
+from tests.conftest import StartGateway, Upstream, raw_exchange, status_of
+from tests.helpers import config_issues, config_only_route, fetch, route
 
 
 async def test_presence_only(upstream: Upstream, start_gateway: StartGateway) -> None:
@@ -152,10 +107,6 @@ routes:
     assert (await fetch(gw, "/r/1", headers={"X-Tenant": "acme1"})).status == 404
 
 
-def _one_route(predicates: str) -> str:
-    return f"routes:\n  - id: r\n    uri: http://127.0.0.1:9\n    predicates: {predicates}\n"
-
-
 @pytest.mark.parametrize(
     ("predicates", "path", "fragment"),
     [
@@ -171,5 +122,5 @@ def _one_route(predicates: str) -> str:
     ],
 )
 def test_invalid_header_config(predicates: str, path: str, fragment: str) -> None:
-    issues = config_issues(_one_route(predicates))
+    issues = config_issues(config_only_route(predicates=predicates))
     assert any(p == path and fragment in m for p, m in issues), issues

@@ -8,10 +8,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.errors import ConfigError
 from tests.conftest import StartGateway, Upstream
-
-
-def routes(upstream: Upstream, filters: str) -> str:
-    return f"routes: [{{id: r, uri: '{upstream.url}', predicates: ['Path=/**'], filters: {filters}}}]"
+from tests.helpers import one_route
 
 
 async def host_seen(port_url: str, host: str) -> str:
@@ -24,19 +21,19 @@ async def host_seen(port_url: str, host: str) -> str:
 
 @pytest.mark.parametrize("form", ["[PreserveHostHeader]", "[{name: PreserveHostHeader}]"])
 async def test_client_host_reaches_the_upstream(upstream: Upstream, start_gateway: StartGateway, form: str) -> None:
-    gw = await start_gateway(routes(upstream, form))
+    gw = await start_gateway(one_route(upstream.url, form))
     assert await host_seen(gw.url("/x"), "shop.example.org:8443") == "shop.example.org:8443"
 
 
 async def test_without_the_filter_host_is_the_upstream_authority(
     upstream: Upstream, start_gateway: StartGateway
 ) -> None:
-    gw = await start_gateway(routes(upstream, "[]"))
+    gw = await start_gateway(one_route(upstream.url, "[]"))
     assert await host_seen(gw.url("/x"), "shop.example.org") == f"127.0.0.1:{upstream.port}"
 
 
 async def test_forwarded_host_still_records_the_client_host(upstream: Upstream, start_gateway: StartGateway) -> None:
-    gw = await start_gateway(routes(upstream, "[PreserveHostHeader]"))
+    gw = await start_gateway(one_route(upstream.url, "[PreserveHostHeader]"))
     async with aiohttp.ClientSession() as session, session.get(gw.url("/x"), headers={"Host": "a.example"}) as resp:
         seen = await resp.json()
     assert ["X-Forwarded-Host", "a.example"] in seen["headers"]

@@ -3,49 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import aiohttp
 import pytest
-from aiohttp.typedefs import LooseHeaders
-from multidict import CIMultiDictProxy
 
-from gateway.app import Gateway
-from gateway.errors import ConfigError
-from tests.conftest import GatewayUnderTest, StartGateway, Upstream, raw_exchange, status_of
-
-
-@dataclass
-class Reply:
-    status: int
-    reason: str | None
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-
-async def fetch(gw: GatewayUnderTest, path: str, *, method: str = "GET", headers: LooseHeaders = ()) -> Reply:
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
-        session.request(method, gw.url(path), headers=headers) as resp,
-    ):
-        return Reply(resp.status, resp.reason, resp.headers, await resp.read())
-
-
-def one_route(uri: str, filters: str, predicates: str = '["Path=/**"]') -> str:
-    return f"""
-routes:
-  - id: r
-    uri: {uri}
-    predicates: {predicates}
-    filters: {filters}
-"""
-
-
-def config_issues(text: str) -> list[tuple[str, str]]:
-    """Compile routes YAML in a fresh gateway; return (path, message) of every issue (fails if accepted)."""
-    with pytest.raises(ConfigError) as info:
-        Gateway().load_text(text, "routes.yaml")
-    return [(issue.path, issue.message) for issue in info.value.issues]
+from tests.conftest import StartGateway, Upstream, raw_exchange, status_of
+from tests.helpers import config_issues, config_only_route, fetch, one_route
 
 
 async def test_by_number_keeps_the_upstream_body(upstream: Upstream, start_gateway: StartGateway) -> None:
@@ -192,10 +155,6 @@ async def test_head_request_status(upstream: Upstream, start_gateway: StartGatew
     assert raw.endswith(b"\r\n\r\n")  # head only
 
 
-def _route(filters: str) -> str:
-    return f"routes:\n  - id: r\n    uri: http://127.0.0.1:9\n    filters: {filters}\n"
-
-
 @pytest.mark.parametrize(
     ("filters", "path", "fragment"),
     [
@@ -223,5 +182,5 @@ def _route(filters: str) -> str:
     ],
 )
 def test_invalid_set_status_config(filters: str, path: str, fragment: str) -> None:
-    issues = config_issues(_route(filters))
+    issues = config_issues(config_only_route(filters=filters))
     assert any(p == path and fragment in m for p, m in issues), issues

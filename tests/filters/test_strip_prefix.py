@@ -2,59 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Any, cast
-
-import aiohttp
 import pytest
-from aiohttp.typedefs import LooseHeaders
-from multidict import CIMultiDictProxy
-from yarl import URL
 
-from gateway.app import Gateway
-from gateway.errors import ConfigError
-from tests.conftest import GatewayUnderTest, StartGateway, Upstream
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    def seen(self) -> dict[str, Any]:
-        """What the demo upstream echoed."""
-        return cast(dict[str, Any], json.loads(self.body))
-
-    def upstream_got(self, name: str) -> list[str]:
-        """Every value of header `name` as the upstream received it, in order."""
-        return [v for k, v in self.seen()["headers"] if k.lower() == name.lower()]
-
-
-async def fetch(gw: GatewayUnderTest, path: str, *, method: str = "GET", headers: LooseHeaders = ()) -> Reply:
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
-        session.request(method, URL(gw.url(path), encoded=True), headers=headers) as resp,
-    ):
-        return Reply(resp.status, resp.headers, await resp.read())
+from tests.conftest import StartGateway, Upstream
+from tests.helpers import config_issues, config_only_route, fetch, one_route
 
 
 def stripping(upstream: Upstream, filters: str, pattern: str = "/**") -> str:
-    return f"""
-routes:
-  - id: strip
-    uri: {upstream.url}
-    predicates: ["Path={pattern}"]
-    filters: {filters}
-"""
-
-
-def config_issues(text: str) -> list[tuple[str, str]]:
-    """Compile routes YAML in a fresh gateway; return (path, message) of every issue (fails if accepted)."""
-    with pytest.raises(ConfigError) as info:
-        Gateway().load_text(text, "routes.yaml")
-    return [(issue.path, issue.message) for issue in info.value.issues]
+    """A routes.yaml with the one route `strip` to `upstream`, matching Path=`pattern`."""
+    return one_route(upstream.url, filters, f'["Path={pattern}"]', rid="strip")
 
 
 @pytest.mark.parametrize(
@@ -163,10 +119,6 @@ async def test_client_supplied_forwarded_prefix_is_replaced(upstream: Upstream, 
     ) == []
 
 
-def _one_route(filters: str) -> str:
-    return f"routes:\n  - id: r\n    uri: http://127.0.0.1:9\n    filters: {filters}\n"
-
-
 @pytest.mark.parametrize(
     ("filters", "path", "fragment"),
     [
@@ -185,12 +137,12 @@ def _one_route(filters: str) -> str:
     ],
 )
 def test_invalid_strip_prefix_config(filters: str, path: str, fragment: str) -> None:
-    issues = config_issues(_one_route(filters))
+    issues = config_issues(config_only_route(filters=filters))
     assert any(p == path and fragment in m for p, m in issues), issues
 
 
 def test_every_error_in_a_file_is_reported() -> None:
-    text = _one_route("[StripPrefix=-1, StripPrefix=x]") + "default-filters: [StripPrefix=-2]\n"
+    text = config_only_route(filters="[StripPrefix=-1, StripPrefix=x]") + "default-filters: [StripPrefix=-2]\n"
     paths = sorted(p for p, _ in config_issues(text))
     assert paths == [
         "default-filters[0].args.parts",
