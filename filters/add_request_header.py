@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec, header_value
+from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec, header_name, header_value
 from gateway.template import Template
 
 
@@ -16,6 +16,7 @@ class AddRequestHeaderConfig(ComponentConfig):
         max_length=8192,
     )
 
+    _name = field_validator("name")(header_name)
     _value = field_validator("value")(header_value)
 
 

@@ -112,10 +112,6 @@ class StreamBody(Body):
         self.received = 0
 
     @property
-    def is_empty(self) -> bool:
-        return self.length == 0
-
-    @property
     def complete(self) -> bool:
         """True once the producer saw the end of the body."""
         return self._eof

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from gateway.errors import BadRequest, ClientClosed, ForwardLoop, GatewayError, InternalError, NotFound
-from gateway.exchange import Exchange, ExchangeKey, Response
+from gateway.exchange import CLOSE_CONNECTION, Exchange, ExchangeKey, Response
 from gateway.problem import problem_response_parts
 from gateway.routing.table import RouteTable
 from gateway.server.request import PATH_ESCAPES
@@ -48,9 +48,10 @@ class Dispatcher:
         if route is None:
             raise NotFound(f"no route matches {exchange.method} {exchange.path}")
         escapes = exchange.get(PATH_ESCAPES)
-        if escapes and not escapes.issubset(route.options.allow_encoded):
-            # SECURITY: an encoded slash, backslash or NUL is read differently by different backends.
-            raise BadRequest(f"the path contains {', '.join(sorted(escapes))}, which route {route.id!r} does not allow")
+        if escapes and not escapes.issubset(route.allowed_flags):
+            # SECURITY: an encoded slash, backslash or NUL, or a ';' parameter, is read differently by backends.
+            found = ", ".join(sorted(escapes - route.allowed_flags))
+            raise BadRequest(f"the path contains {found}, which route {route.id!r} does not allow")
         exchange.route = route
         exchange.target = route.target
         return await route.chain(exchange)
@@ -76,5 +77,7 @@ class Dispatcher:
 
 
 def problem(error: GatewayError, exchange: Exchange) -> Response:
+    if error.close_connection:
+        exchange.set(CLOSE_CONNECTION, True)
     status, headers, body = problem_response_parts(error, exchange.original_path)
     return Response(status, headers, body)

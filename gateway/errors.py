@@ -16,6 +16,8 @@ class GatewayError(Exception):
     title = "Internal Server Error"
     #: Short machine-readable suffix of the problem `type` URI.
     kind = "internal"
+    #: Close the client connection after answering: what follows on it (body, pipelined requests) is suspect.
+    close_connection = False
 
     def __init__(self, detail: str = "", *, headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(detail or self.title)
@@ -26,6 +28,7 @@ class GatewayError(Exception):
 
 class BadRequest(GatewayError):
     status, title, kind = 400, "Bad Request", "bad-request"
+    close_connection = True
 
 
 class HeaderInjection(BadRequest):
@@ -44,10 +47,12 @@ class MethodNotAllowed(GatewayError):
 
 class RequestTimeout(GatewayError):
     status, title, kind = 408, "Request Timeout", "request-timeout"
+    close_connection = True
 
 
 class PayloadTooLarge(GatewayError):
     status, title, kind = 413, "Content Too Large", "payload-too-large"
+    close_connection = True
 
 
 class ExpectationFailed(GatewayError):
@@ -56,10 +61,12 @@ class ExpectationFailed(GatewayError):
 
 class UriTooLong(GatewayError):
     status, title, kind = 414, "URI Too Long", "uri-too-long"
+    close_connection = True
 
 
 class HeadersTooLarge(GatewayError):
     status, title, kind = 431, "Request Header Fields Too Large", "headers-too-large"
+    close_connection = True
 
 
 class InternalError(GatewayError):

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
 class ExchangeKey(Generic[T]):
     """A typed key for data one filter leaves for another; compare by identity, so names need not be unique."""
 
@@ -29,6 +33,10 @@ class ExchangeKey(Generic[T]):
 
     def __repr__(self) -> str:
         return f"ExchangeKey({self.name!r})"
+
+
+#: Set by the dispatcher (or a filter) to have the server close the client connection after this response.
+CLOSE_CONNECTION: ExchangeKey[bool] = ExchangeKey("close-connection")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,7 @@ class Exchange:
         "deadline",
         "original_path",
         "forwards",
+        "streams",
         "_attrs",
     )
 
@@ -143,6 +152,9 @@ class Exchange:
         self.deadline: float | None = None
         self.original_path = path
         self.forwards = 0  # forward: re-dispatches so far (loop guard)
+        #: Upstream response bodies opened for this exchange (every attempt, shared by forks). The server closes
+        #: whichever were not written to the client, so a filter that drops a response never leaks its connection.
+        self.streams: list[Closable] = []
         self._attrs: dict[ExchangeKey[Any], Any] = {}
 
     def get(self, key: ExchangeKey[T], default: T | None = None) -> T | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gateway.exchange import Exchange, ExchangeKey
 from gateway.headers import Headers, connection_tokens
+from gateway.routing.route import DEFAULT_PORTS
 
 HOP_BY_HOP = frozenset(
     {
@@ -38,7 +39,6 @@ FORWARDING = frozenset(
 PRESERVE_HOST: ExchangeKey[bool] = ExchangeKey("preserve-host")
 #: The protocol a client asked to upgrade to (lower-cased `Upgrade` value), recorded before hygiene strips it.
 UPGRADE: ExchangeKey[str] = ExchangeKey("upgrade")
-_DEFAULT_PORT = {"http": "80", "https": "443"}
 
 
 def strip_hop_by_hop(headers: Headers) -> None:
@@ -89,7 +89,7 @@ def _port_of(host: str, proto: str) -> str:
     else:
         _, sep, port = host.partition(":")
         port = port if sep else ""
-    return port if port.isdigit() else _DEFAULT_PORT.get(proto, "80")
+    return port if port.isdigit() else str(DEFAULT_PORTS.get(proto, 80))
 
 
 def _stripped_prefix(original: str, current: str) -> str:

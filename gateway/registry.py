@@ -96,7 +96,7 @@ def _clash(new: EntryPoint, old: EntryPoint) -> str:
 def _check_orders(filters: dict[str, tuple[Any, EntryPoint]], problems: list[str]) -> None:
     by_order: dict[int, EntryPoint] = {}
     for spec, ep in filters.values():
-        if not 100 <= spec.order < 1000 or spec.order < min(BANDS):
+        if not min(BANDS) <= spec.order < 1000:
             problems.append(f"{_describe(ep)} has order {spec.order}, outside the bands 100-999")
         if spec.order in by_order:
             other = by_order[spec.order]

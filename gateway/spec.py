@@ -88,6 +88,29 @@ def compiles_each(compile_one: Callable[[str], object], error: type[Exception]) 
     return check
 
 
+#: Header names a filter may not set from config: framing, connection management and Host belong to the gateway.
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    }
+)
+
+
+def header_name(value: str) -> str:
+    """Validator for config header names: refuse the ones the gateway owns (framing, Connection, Host)."""
+    if value.lower() in RESERVED_HEADERS:
+        raise ValueError(f"{value} is managed by the gateway and cannot be set by a filter")
+    return value
+
+
 def header_value(value: str) -> str:
     """Validator for config values that end up in a header: refuse CR, LF and NUL at load (ValueError)."""
     try:

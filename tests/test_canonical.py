@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import BadRequest
-from gateway.routing.canonical import FLAGGED_ESCAPES, CanonicalPath, canonicalize
+from gateway.routing.canonical import PATH_FLAGS, CanonicalPath, canonicalize
 
 UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 # Characters allowed in a path besides the unreserved ones (sub-delims, ":", "@"); "%" and "/" are structural.
@@ -224,7 +224,7 @@ def test_canonicalisation_is_idempotent(raw: str, merge_slashes: bool) -> None:
     second = canonicalize(first.path, merge_slashes=merge_slashes)
     assert second.path == first.path
     # `escapes` describes the request as sent; a dot segment may remove a flagged escape from the result.
-    assert second.escapes == {e for e in FLAGGED_ESCAPES if e in first.path} <= first.escapes
+    assert second.escapes == {e for e in PATH_FLAGS if e in first.path} <= first.escapes
 
 
 @settings(deadline=None, max_examples=400)

@@ -5,11 +5,12 @@ A definition says what a route is; `gateway.routing` compiles it into something 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,26 @@ class DemoUpstream(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     listen: str = Field("127.0.0.1:8081", description="HOST:PORT the echo backend binds to (loopback only).")
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        if host != "localhost" and not (_is_ip(host) and ipaddress.ip_address(host).is_loopback):
+            # SECURITY: the echo backend reflects headers and bodies; it must never face a network.
+            raise ValueError("the demo backend listens on loopback only (127.0.0.1, ::1 or localhost)")
+        return value
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

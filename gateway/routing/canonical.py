@@ -3,8 +3,9 @@
 RFC 3986 normalisation of the still-encoded path: percent-escapes of unreserved characters decoded, other escapes
 upper-cased, dot segments resolved, empty segments merged (optional). The Envoy CVE-2019-9901 and
 CVE-2021-29492 class of bypass comes from matching one spelling and forwarding another; here there is only one.
-`%2F`, `%5C` and `%00` are reported so the route (default: refuse) decides; a raw backslash, a `..` that climbs
-above the root and a `..;`/`.;` segment (Tomcat path-parameter traversal) are refused outright.
+`%2F`, `%5C`, `%00` and `;` path parameters are reported so the route (default: refuse) decides; a raw
+backslash, a `..` that climbs above the root and a `..;`/`.;` segment (Tomcat path-parameter traversal) are
+refused outright.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _PCHAR = _UNRESERVED | frozenset("!$&'()*+,;=:@%/")
 # Characters clients sometimes leave unescaped although RFC 3986 forbids them in a path: escaped, not refused.
 _ESCAPE_ON_SIGHT = {c: f"%{ord(c):02X}" for c in '"<>^`{|}'}
-_FAST = re.compile(r"(?:/[A-Za-z0-9\-_~!$&'()*+,;=:@][A-Za-z0-9\-_~!$&'()*+,;=:@.]*)*/?")
+_FAST = re.compile(r"(?:/[A-Za-z0-9\-_~!$&'()*+,=:@][A-Za-z0-9\-_~!$&'()*+,=:@.]*)*/?")
 _HEX = frozenset("0123456789abcdefABCDEF")
 FLAGGED_ESCAPES = frozenset({"%2F", "%5C", "%00"})
+#: Everything `CanonicalPath.escapes` can report: the flagged escapes and ';' (path parameters).
+PATH_FLAGS = FLAGGED_ESCAPES | {";"}
 
 
 class CanonicalPath(NamedTuple):
     path: str
-    #: Which of %2F, %5C, %00 the path contains (empty almost always).
+    #: Which of %2F, %5C, %00 and ';' the path contains (empty almost always); refused unless the route allows.
     escapes: frozenset[str]
 
 
@@ -65,6 +68,8 @@ def _normalise_escapes(raw: str) -> tuple[str, frozenset[str]]:
         if ch == "\\":
             # SECURITY: some servers treat a backslash as a separator; never forward an ambiguous path.
             raise BadRequest("a raw backslash is not allowed in the request path")
+        if ch == ";":
+            escapes.add(";")  # path parameters: Tomcat/Spring match /admin;x=1 as /admin; the route decides
         if ch in _ESCAPE_ON_SIGHT:
             out.append(_ESCAPE_ON_SIGHT[ch])
         elif ch in _PCHAR:

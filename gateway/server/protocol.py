@@ -29,13 +29,21 @@ from gateway.errors import (
 from gateway.exchange import Exchange, Response
 from gateway.headers import Headers
 from gateway.server.request import RequestHead, build_exchange
-from gateway.server.writer import ResponseWriter
+from gateway.server.writer import UPGRADE_PAUSE, ResponseWriter
 from gateway.settings import Settings
 
 log = logging.getLogger("sluicegate.server")
 
 Handler = Callable[[Exchange], Awaitable[Response]]
 _ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+#: While a head is being read, bytes go to llhttp in slices of this size, so an oversized field is refused once
+#: the head budget is spent instead of being accumulated in full by httptools before any callback runs.
+HEAD_SLICE = 16 * 1024
+#: After the last response, how long a closing connection keeps reading and discarding what the client still
+#: sends (lingering close): closing with unread input makes the kernel reset the connection and the client
+#: would lose the response it has not read yet.
+LINGER_SECONDS = 5.0
+_PIPELINE, _STOPPED = "pipeline", "stopped"
 
 
 class Pending:
@@ -71,9 +79,16 @@ class HttpProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.writer = ResponseWriter(self)
         self.closing = False
+        self.lingering = False
         self.client_eof = False
-        self.read_paused = 0  # reasons reading is paused (body backpressure, pipelining)
+        self.trusted_peer = False
+        #: Who asked for reading to pause (a body over its high-water mark, a queued pipelined request, an
+        #: upgrade); the socket reads again only when nobody does.
+        self.paused_by: set[object] = set()
         self.dead_parser = False
+        self.in_body = False
+        self.head_limit = settings.limits.max_request_line + settings.limits.max_header_bytes + HEAD_SLICE
+        self.head_budget = self.head_limit
         self.tunnel_sink: StreamBody | None = None
         self.upgrade_rest = b""
         self._reset_message()
@@ -84,6 +99,7 @@ class HttpProtocol(asyncio.Protocol):
         peer = self.transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.peer = (str(peer[0]), int(peer[1]))
+        self.trusted_peer = self.settings.is_trusted_proxy(self.peer[0])  # once per connection, not per request
         self.connections.add(self)
         # A connection that never sends a byte is held no longer than a slow header would be.
         self._arm(self.timeouts.header_read, self._on_idle_timeout)
@@ -107,6 +123,8 @@ class HttpProtocol(asyncio.Protocol):
         if self.tunnel_sink is not None:
             self.tunnel_sink.feed_eof()
             return True
+        if self.lingering:
+            return False  # the client read our response and closed: done
         # As nginx does by default: a client that closes its side has given up. Closing here runs
         # connection_lost, which cancels the in-flight upstream call (logged as 499) instead of holding it.
         return False
@@ -122,19 +140,45 @@ class HttpProtocol(asyncio.Protocol):
         if self.tunnel_sink is not None:
             self.tunnel_sink.feed(data)
             return
-        if self.dead_parser:
-            return
+        if self.dead_parser or self.lingering:
+            return  # after the last request of this connection: discarded
+        if not self.in_body and len(data) > HEAD_SLICE:
+            self._feed_slices(data)
+        elif self._charge_head(len(data)):
+            self._feed(data, data, 0)
+
+    def _charge_head(self, size: int) -> bool:
+        """Count bytes read while no body is being read; refuse the head once its budget is spent."""
+        if not self.in_body:
+            self.head_budget -= size
+            if self.head_budget < 0:
+                self._fail(HeadersTooLarge("the request head is too large"))
+                return False
+        return True
+
+    def _feed_slices(self, data: bytes) -> None:
+        view, pos = memoryview(data), 0
+        while pos < len(data) and not self.dead_parser:
+            piece = view[pos:] if self.in_body else view[pos : pos + HEAD_SLICE]
+            if not self._charge_head(len(piece)) or not self._feed(piece, data, pos):
+                return
+            pos += len(piece)
+
+    def _feed(self, piece: bytes | memoryview, data: bytes, base: int) -> bool:
+        """Feed llhttp; False once this connection's parsing stopped (error or upgrade)."""
         try:
-            self.parser.feed_data(data)
+            self.parser.feed_data(piece)
+            return True
         except httptools.HttpParserUpgrade as upgrade:
-            self.upgrade_rest = data[upgrade.args[0] :]
+            self.upgrade_rest = data[base + upgrade.args[0] :]
             self.dead_parser = True  # after an upgrade request the connection is the tunnel's or closes
-            self.pause_reading()
+            self.pause_reading(UPGRADE_PAUSE)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             self._fail(cause if isinstance(cause, GatewayError) else BadRequest(f"malformed request: {exc}"))
         except httptools.HttpParserError as exc:
             self._fail(BadRequest(f"malformed request: {exc}"))
+        return False
 
     def _reset_message(self) -> None:
         self.url = b""
@@ -146,7 +190,8 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._reset_message()
         self.reading_head = True
-        self._arm(self.timeouts.header_read, self._on_header_timeout)
+        if _PIPELINE not in self.paused_by:  # a head we stopped reading ourselves is not the client's slowness
+            self._arm(self.timeouts.header_read, self._on_header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -172,6 +217,8 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         self.reading_head = False
+        self.in_body = True
+        self.head_budget = self.head_limit
         method = self.parser.get_method().decode("ascii")
         if method in ("CONNECT", "TRACE"):
             raise MethodNotAllowed(f"{method} is not served by this gateway", headers=(("Allow", _ALLOW),))
@@ -198,29 +245,34 @@ class HttpProtocol(asyncio.Protocol):
         if current is not None and isinstance(current.body, StreamBody):
             current.body.feed_eof()
         self.current = None
+        self.in_body = False
         if len(self.queue) > 1:
-            self.pause_reading()  # a pipelined request waits its turn; stop reading until it is served
+            self.pause_reading(_PIPELINE)  # a pipelined request waits its turn; stop reading until it is served
 
     def new_body(self, length: int | None, expect_continue: bool) -> StreamBody:
         """A request body fed from this connection, with flow control back to the socket."""
+        owner = object()
         return StreamBody(
             length,
-            self.pause_reading,
-            self.resume_reading,
+            lambda: self.pause_reading(owner),
+            lambda: self.resume_reading(owner),
             on_first_read=self.writer.send_continue if expect_continue else None,
             idle_timeout=self.timeouts.body_idle,
         )
 
-    def pause_reading(self) -> None:
-        self.read_paused += 1
-        if self.read_paused == 1 and self.transport is not None and not self.closing:
+    def pause_reading(self, owner: object) -> None:
+        """Stop reading on behalf of `owner`; idempotent per owner."""
+        was_reading = not self.paused_by
+        self.paused_by.add(owner)
+        if was_reading and self.transport is not None and not self.closing:
             self.transport.pause_reading()
 
-    def resume_reading(self) -> None:
-        if self.read_paused == 0:
+    def resume_reading(self, owner: object) -> None:
+        """`owner` no longer needs reading paused; the socket reads again when no owner does."""
+        if owner not in self.paused_by:
             return
-        self.read_paused -= 1
-        if self.read_paused == 0 and self.transport is not None and not self.closing:
+        self.paused_by.discard(owner)
+        if not self.paused_by and self.transport is not None and not self.closing:
             self.transport.resume_reading()
 
     # -- serving ----------------------------------------------------------------------------------------------
@@ -236,7 +288,7 @@ class HttpProtocol(asyncio.Protocol):
         self.dead_parser = True
         self._disarm()
         current, self.current = self.current, None
-        self.pause_reading()
+        self.pause_reading(_STOPPED)
         if current is not None:
             if isinstance(current.body, StreamBody):
                 current.body.abort(error)  # the upstream sees an aborted body, never a complete one
@@ -253,10 +305,12 @@ class HttpProtocol(asyncio.Protocol):
                 keep_open = await self.writer.serve(pending)
                 self.queue.popleft()
                 if not keep_open or self.client_eof or self.dead_parser and not self.queue:
-                    self.close()
+                    self.linger_close()
                     return
-                if self.read_paused and len(self.queue) <= 1:
-                    self.resume_reading()
+                if len(self.queue) <= 1 and _PIPELINE in self.paused_by:
+                    self.resume_reading(_PIPELINE)
+                    if self.reading_head:
+                        self._arm(self.timeouts.header_read, self._on_header_timeout)
         except asyncio.CancelledError:
             pass  # the client left; the writer logged it as 499
         finally:
@@ -286,11 +340,33 @@ class HttpProtocol(asyncio.Protocol):
         self._fail(RequestTimeout("the request head did not arrive in time"))
 
     def close(self) -> None:
-        if not self.closing:
-            self.closing = True
-            self._disarm()
-            if self.transport is not None:
-                self.transport.close()
+        """Close now (also cuts a lingering close short, e.g. at shutdown)."""
+        self.closing = True
+        self._disarm()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def linger_close(self) -> None:
+        """Close after the last response: half-close, then read and discard for up to LINGER_SECONDS.
+
+        Without it, bytes the client is still sending (an upload we answered early, requests after a refused one)
+        make the kernel answer with a reset that can destroy the response before the client reads it.
+        """
+        transport = self.transport
+        if self.closing or transport is None or not transport.can_write_eof():
+            self.close()
+            return
+        self.closing = self.lingering = True
+        self._disarm()
+        transport.write_eof()  # sent after everything already written
+        self.paused_by.clear()
+        transport.resume_reading()
+        self.timer = self.loop.call_later(LINGER_SECONDS, self._linger_expired)
+
+    def _linger_expired(self) -> None:
+        self.timer = None
+        if self.transport is not None:
+            self.transport.close()
 
     def abort(self) -> None:
         """Drop the connection without a clean end: used when a response cannot be completed honestly."""

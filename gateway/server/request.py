@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 #: Which of %2F, %5C, %00 the request path held; the matched route decides whether that is allowed.
 PATH_ESCAPES: ExchangeKey[frozenset[str]] = ExchangeKey("path-escapes")
-_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d{1,5})?")
+# Host names as DNS and IP literals spell them; RFC 3986 sub-delims (",", ";", ...) are legal in a reg-name but
+# no real host uses them, and "a,b" would become a two-element X-Forwarded-Host list.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%]*)(?::\d{1,5})?")
 _ABSOLUTE = re.compile(r"(?i)(https?)://([^/?#]*)(.*)")
 
 
@@ -103,7 +105,7 @@ def build_exchange(head: RequestHead, proto: HttpProtocol, settings: Settings) -
     upgrade = headers.get("upgrade", "") if head.upgrade else ""
     strip_hop_by_hop(headers)
     client_host, client_port = proto.peer
-    if not settings.is_trusted_proxy(client_host):
+    if not proto.trusted_peer:
         headers.remove_many(FORWARDING)  # SECURITY: only trusted proxies may speak for the client
     canonical = canonicalize(raw_path, merge_slashes=settings.merge_slashes)
     exchange = Exchange(

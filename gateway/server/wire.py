@@ -16,7 +16,7 @@ LAST_CHUNK = b"0\r\n\r\n"
 
 def status_line(status: int, reason: str = "") -> bytes:
     """The status line; an upstream's own reason phrase is kept when it is printable ASCII."""
-    if reason and reason.isascii() and reason.isprintable():
+    if reason and reason != _PHRASES.get(status) and reason.isascii() and reason.isprintable():
         return f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")
     line = _STATUS_LINES.get(status)
     if line is None:
@@ -26,16 +26,12 @@ def status_line(status: int, reason: str = "") -> bytes:
 
 def build_head(status: int, reason: str, headers: Headers, framing: str, connection: str | None) -> bytes:
     """Status line, the response's fields minus framing ones, then our framing and Connection fields."""
-    parts = [status_line(status, reason)]
-    for lower, name, value in headers.raw():
-        if lower not in FRAMING:
-            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-    if framing:
-        parts.append(framing.encode("latin-1"))
+    lines = [f"{name}: {value}\r\n" for lower, name, value in headers.raw() if lower not in FRAMING]
+    lines.append(framing)
     if connection:
-        parts.append(f"Connection: {connection}\r\n".encode("latin-1"))
-    parts.append(b"\r\n")
-    return b"".join(parts)
+        lines.append(f"Connection: {connection}\r\n")
+    lines.append("\r\n")
+    return status_line(status, reason) + "".join(lines).encode("latin-1")
 
 
 def chunk(data: bytes) -> bytes:

@@ -12,7 +12,7 @@ import orjson
 
 from gateway.body import StreamBody
 from gateway.errors import GatewayError, InternalError
-from gateway.exchange import Response, UpgradeResponse
+from gateway.exchange import CLOSE_CONNECTION, Exchange, Response, UpgradeResponse
 from gateway.hygiene import UPGRADE
 from gateway.problem import problem_response_parts
 from gateway.server.wire import CONTINUE, LAST_CHUNK, build_head, chunk, declared_length
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterable
 
     from gateway.server.protocol import HttpProtocol, Pending
+
+UPGRADE_PAUSE = "upgrade"
 
 log = logging.getLogger("sluicegate.server")
 access_log = logging.getLogger("sluicegate.access")
@@ -55,12 +57,17 @@ class ResponseWriter:
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionResetError("client connection lost"))
 
-    async def drain(self) -> None:
+    async def drain(self, idle_timeout: float | None) -> None:
+        """Wait while the client's receive window is full; ResponseAborted after `idle_timeout` without progress."""
         if self.proto.closing:
             raise ConnectionResetError("client connection lost")
         if self.paused:
             self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
+            try:
+                async with asyncio.timeout(idle_timeout):
+                    await self.waiter
+            except TimeoutError as exc:
+                raise ResponseAborted(f"the client read nothing for {idle_timeout:g}s") from exc
 
     def write(self, data: bytes) -> None:
         transport = self.proto.transport
@@ -96,6 +103,7 @@ class ResponseWriter:
         try:
             keep_open = await self._write(pending, response)
         except asyncio.CancelledError:
+            await _close_streams(pending.exchange)
             self._log(pending, 499, started)
             raise
         except (ResponseAborted, ConnectionError) as exc:
@@ -110,6 +118,8 @@ class ResponseWriter:
             self.proto.abort() if self.head_sent else self.proto.close()
             self._log(pending, 500, started, aborted=True)
             return False
+        finally:
+            await _close_streams(pending.exchange)
         self._log(pending, response.status, started)
         return keep_open
 
@@ -128,9 +138,12 @@ class ResponseWriter:
         head = pending.head
         status = response.status
         request_body = pending.body
-        keep_alive = head.keep_alive and not self.proto.dead_parser
+        # After a refused or upgrade request nothing more is read: keep the connection only for what is queued.
+        keep_alive = head.keep_alive and (not self.proto.dead_parser or len(self.proto.queue) > 1)
         if isinstance(request_body, StreamBody) and not request_body.complete:
             keep_alive = False  # the unread rest of the body would be parsed as the next request
+        if pending.exchange is not None and pending.exchange.get(CLOSE_CONNECTION):
+            keep_alive = False
         no_body = head.method == "HEAD" or status < 200 or status in (204, 304)
         body = response.body
         if isinstance(body, bytes | bytearray | memoryview):
@@ -195,7 +208,7 @@ class ResponseWriter:
                     raise ResponseAborted(f"body longer than its Content-Length {declared}")
                 self.write(chunk(data) if chunked else data)
                 if self.paused:
-                    await self.drain()
+                    await self.drain(self.proto.timeouts.body_idle)
         except GatewayError as exc:
             # SECURITY/correctness: an upstream failing mid-body must never look like a complete response.
             raise ResponseAborted(f"upstream body failed: {exc.detail}") from exc
@@ -211,20 +224,20 @@ class ResponseWriter:
         protocol = pending.exchange.get(UPGRADE) or "websocket"
         self.head_sent = True
         self.write(build_head(101, response.reason, response.headers, f"Upgrade: {protocol}\r\n", "Upgrade"))
-        sink = StreamBody(None, proto.pause_reading, proto.resume_reading)
+        sink = StreamBody(None, lambda: proto.pause_reading(sink), lambda: proto.resume_reading(sink))
         proto.tunnel_sink = sink
         if proto.upgrade_rest:
             sink.feed(proto.upgrade_rest)
         if proto.client_eof:
             sink.feed_eof()
-        proto.resume_reading()  # reading paused when the upgrade head was parsed
+        proto.resume_reading(UPGRADE_PAUSE)  # reading paused when the upgrade head was parsed
         tunnel = response.tunnel
         upstream = asyncio.create_task(_copy_up(sink, tunnel))
         try:
             while data := await tunnel.read():
                 self.write(data)
                 if self.paused:
-                    await self.drain()
+                    await self.drain(None)  # a WebSocket has no idle limit of ours
             await asyncio.wait([upstream], timeout=0)
         finally:
             upstream.cancel()
@@ -249,6 +262,14 @@ class ResponseWriter:
         if aborted:
             entry["aborted"] = True
         access_log.info(orjson.dumps(entry).decode())
+
+
+async def _close_streams(exchange: Exchange | None) -> None:
+    """Close upstream bodies this exchange opened but did not send (a filter replaced or dropped them)."""
+    if exchange is not None and exchange.streams:
+        streams, exchange.streams[:] = list(exchange.streams), []
+        for stream in streams:
+            await _aclose(stream)
 
 
 async def _copy_up(sink: StreamBody, tunnel: Any) -> None:

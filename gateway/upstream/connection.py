@@ -20,6 +20,13 @@ from gateway.headers import Headers
 
 MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 MAX_RESPONSE_HEADERS = 200
+#: While a head is being read, bytes are fed to llhttp in slices of this size so that a huge header field is
+#: refused after ~64 KiB instead of being accumulated in full by httptools before any callback sees it.
+HEAD_SLICE = 16 * 1024
+
+
+class _Unsolicited(Exception):
+    """Raised inside the parser when bytes follow a complete response: stop parsing them."""
 
 
 @dataclass(slots=True)
@@ -31,13 +38,23 @@ class ResponseHead:
 
 
 class ResponseBody(StreamBody):
-    """An upstream response body; closing it early closes the connection instead of returning it to the pool."""
+    """An upstream response body; closing it early closes the connection instead of returning it to the pool.
+
+    Its flow control acts on the connection only while it is the connection's current, unfinished body: once
+    the message is complete the connection may already serve another exchange.
+    """
 
     def __init__(self, conn: UpstreamConnection, idle_timeout: float | None) -> None:
-        super().__init__(
-            None, conn.pause_reading, conn.resume_reading, idle_timeout=idle_timeout, idle_error=_body_idle
-        )
+        super().__init__(None, self._pause_conn, self._resume_conn, idle_timeout=idle_timeout, idle_error=_body_idle)
         self.conn = conn
+
+    def _pause_conn(self) -> None:
+        if self.conn.body is self and not self.complete:
+            self.conn.pause_reading()
+
+    def _resume_conn(self) -> None:
+        if self.conn.body is self:
+            self.conn.resume_reading()
 
     async def aclose(self) -> None:
         if not self.complete:
@@ -77,6 +94,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._close_delimited = False
         self._done = False
         self._parsed_head: ResponseHead | None = None
+        self._in_head = True  # reading a status line and header fields (not trailers)
+        self._head_budget = MAX_RESPONSE_HEADER_BYTES + HEAD_SLICE
 
     # -- request lifecycle ------------------------------------------------------------------------------------
     def begin(self, head_request: bool, body_idle: float | None) -> None:
@@ -90,19 +109,30 @@ class UpstreamConnection(asyncio.Protocol):
     @property
     def usable(self) -> bool:
         """Idle, open and clean: safe to send the next request on."""
-        return not self.closed and self.reusable and self.transport is not None and not self.transport.is_closing()
+        return (
+            not self.closed
+            and self.reusable
+            and not self._read_paused
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
 
     def write(self, data: bytes) -> None:
         if self.transport is None or self.closed:
             raise UpstreamError("the upstream connection closed while the request was being sent")
         self.transport.write(data)
 
-    async def drain(self) -> None:
+    async def drain(self, idle_timeout: float | None = None) -> None:
+        """Wait while the upstream's receive window is full; UpstreamTimeout after `idle_timeout` without progress."""
         if self.closed:
             raise UpstreamError("the upstream connection closed while the request was being sent")
         if self._write_paused:
             self._write_waiter = self.loop.create_future()
-            await self._write_waiter
+            try:
+                async with asyncio.timeout(idle_timeout):
+                    await self._write_waiter
+            except TimeoutError as exc:
+                raise UpstreamTimeout("the upstream stopped reading the request body") from exc
 
     def close(self) -> None:
         self.reusable = False
@@ -133,8 +163,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self.head is not None and not self.head.done():
             self.head.set_exception(UpstreamError("the upstream closed the connection before responding"))
         elif self.body is not None and not self._done:
-            if self._close_delimited:
-                self._finish()  # EOF is the end of a close-delimited body
+            if self._close_delimited and exc is None:
+                self._finish()  # a clean EOF is the end of a close-delimited body; a reset is a truncation
             else:
                 self.body.abort(UpstreamError("the upstream closed the connection in the middle of the body"))
         self._complete()
@@ -164,23 +194,63 @@ class UpstreamConnection(asyncio.Protocol):
         if self._parser is None or self._done:
             self.close()  # bytes nobody asked for: the connection cannot be trusted for another request
             return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            self._start_tunnel(data[upgrade.args[0] :])
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            self._fail(cause if isinstance(cause, GatewayError) else UpstreamProtocolError(f"invalid response: {exc}"))
-        except httptools.HttpParserError as exc:
-            self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
+        if self._in_head and len(data) > HEAD_SLICE:
+            self._feed_slices(data)
+        elif self._charge_head(len(data)):
+            self._feed(data, data, 0)
         # Published only now: an error later in the same bytes (a bad first chunk) must still make it a 502.
         self._publish_head()
 
+    def _charge_head(self, size: int) -> bool:
+        if self._in_head:
+            self._head_budget -= size
+            if self._head_budget < 0:
+                self._fail(UpstreamProtocolError("the upstream's response head is too large"))
+                return False
+        return True
+
+    def _feed_slices(self, data: bytes) -> None:
+        view, pos = memoryview(data), 0
+        while pos < len(data) and self._parser is not None and not self.closed:
+            piece = view[pos : pos + HEAD_SLICE] if self._in_head else view[pos:]
+            if not self._charge_head(len(piece)) or not self._feed(piece, data, pos):
+                return
+            pos += len(piece)
+
+    def _feed(self, piece: bytes | memoryview, data: bytes, base: int) -> bool:
+        """Feed bytes to llhttp; False when parsing of this connection stopped (error, upgrade, extra bytes)."""
+        assert self._parser is not None
+        try:
+            self._parser.feed_data(piece)
+            return True
+        except httptools.HttpParserUpgrade as upgrade:
+            self._start_tunnel(data[base + upgrade.args[0] :])
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Unsolicited):
+                self._parser = None  # the rest belongs to no request of ours; close once this response is done
+            else:
+                error = cause if isinstance(cause, GatewayError) else UpstreamProtocolError(f"invalid response: {exc}")
+                self._fail(error)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
+        return False
+
     # -- parser callbacks -------------------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._done:
+            # SECURITY: a second response (or any bytes) after a complete one must never be merged into it.
+            self.reusable = False
+            raise _Unsolicited
+        self._in_head = True
+        self._reason = ""
+
     def on_status(self, reason: bytes) -> None:
         self._reason += reason.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            return  # trailer fields: not forwarded (the client's response head is already out)
         self._header_bytes += len(name) + len(value) + 4
         if self._header_bytes > MAX_RESPONSE_HEADER_BYTES or len(self._headers) >= MAX_RESPONSE_HEADERS:
             raise UpstreamProtocolError("the upstream's response headers are too large")
@@ -191,13 +261,11 @@ class UpstreamConnection(asyncio.Protocol):
         assert self._parser is not None
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            self._headers, self._reason, self._header_bytes = (
-                [],
-                "",
-                0,
-            )  # informational: wait for the final one
+            self._headers, self._header_bytes = [], 0  # informational: wait for the final one
             return
+        self._in_head = False
         headers = Headers.trusted(self._headers)
+        self._headers = []
         head = ResponseHead(status, self._reason, headers, self._parser.should_keep_alive())
         if status == 101:
             self._set_head(head)
@@ -243,6 +311,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._done = True
         if self.body is not None:
             self.body.feed_eof()
+        self.resume_reading()  # paused for a slow reader of this body; the next exchange must find it reading
         self._complete()
 
     def _complete(self) -> None:
@@ -278,7 +347,7 @@ class ConnectionTunnel:
 
     async def write(self, data: bytes) -> None:
         self.conn.write(data)
-        await self.conn.drain()
+        await self.conn.drain()  # no idle limit: a WebSocket may be quiet for as long as both ends like
 
     def close(self) -> None:
         self.conn.close()

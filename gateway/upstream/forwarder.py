@@ -15,9 +15,10 @@ from gateway.body import Body
 from gateway.errors import BadRequest, GatewayError, InternalError, UpstreamError, UpstreamTimeout
 from gateway.exchange import Endpoint, Exchange, Response, UpgradeResponse, UpstreamRef
 from gateway.hygiene import PRESERVE_HOST, UPGRADE, add_forwarding_headers, strip_hop_by_hop
+from gateway.routing.route import UpstreamTimeouts
 from gateway.server.wire import LAST_CHUNK, chunk
 from gateway.settings import Settings
-from gateway.upstream.connection import ConnectionTunnel, ResponseHead, UpstreamConnection
+from gateway.upstream.connection import ConnectionTunnel, ResponseBody, ResponseHead, UpstreamConnection
 from gateway.upstream.pool import ConnectionPool
 
 _TARGET = re.compile(r"/[\x21-\x7e]*")
@@ -55,22 +56,14 @@ class HttpForwarder:
         self.settings = settings
         self.pool = pool or ConnectionPool(settings)
         self.resolver = resolver or DirectResolver()
+        self.default_timeouts = UpstreamTimeouts.of(settings.timeouts)
 
     async def close(self) -> None:
         self.pool.close()
 
-    def _timeouts(self, exchange: Exchange) -> tuple[float, float | None, float]:
-        t = self.settings.timeouts
-        options = exchange.route.options if exchange.route is not None else None
-        connect, response, idle = t.connect, t.response, t.body_idle
-        if options is not None:
-            if options.connect_timeout is not None:
-                connect = options.connect_timeout / 1000
-            if options.response_timeout is not None:
-                response = options.response_timeout / 1000 if options.response_timeout >= 0 else None
-            if options.body_idle_timeout is not None:
-                idle = options.body_idle_timeout / 1000
-        return connect, response, idle
+    def _timeouts(self, exchange: Exchange) -> UpstreamTimeouts:
+        route = exchange.route
+        return route.timeouts if route is not None else self.default_timeouts
 
     async def forward(self, exchange: Exchange) -> Response:
         """Send the request; return once the response head arrived. Raises a GatewayError (502/504/4xx)."""
@@ -80,22 +73,27 @@ class HttpForwarder:
         endpoint = self.resolver.resolve(ref, exchange)
         upgrade = exchange.get(UPGRADE) if ref.kind == "ws" else None
         head_bytes, chunked = serialize_request(exchange, ref, upgrade)
-        connect_timeout, response_timeout, body_idle = self._timeouts(exchange)
+        timeouts = self._timeouts(exchange)
         exchange.tried.append(endpoint)  # recorded before connecting: a failed connect was still an attempt
-        conn = await self.pool.acquire(endpoint, connect_timeout)
-        conn.begin(exchange.method == "HEAD", body_idle)
+        conn = await self.pool.acquire(endpoint, timeouts.connect)
+        conn.begin(exchange.method == "HEAD", timeouts.body_idle)
         sender: asyncio.Task[None] | None = None
         try:
             conn.write(head_bytes)
             if chunked is not None:
-                sender = asyncio.get_running_loop().create_task(_send_body(conn, exchange.body, chunked))
-            head = await _await_head(conn, sender, response_timeout)
+                sender = asyncio.get_running_loop().create_task(
+                    _send_body(conn, exchange.body, chunked, timeouts.body_idle)
+                )
+            head = await _await_head(conn, sender, timeouts.response)
         except BaseException:
             conn.abort()  # the upstream must see an incomplete request, never a complete one we gave up on
             if sender is not None:
                 sender.cancel()
             raise
-        return self._response(conn, head, sender, upgrade)
+        response = self._response(conn, head, sender, upgrade)
+        if isinstance(response.body, ResponseBody):
+            exchange.streams.append(response.body)  # closed by the server if a filter never sends it on
+        return response
 
     def _response(
         self,
@@ -160,10 +158,17 @@ def _framing(method: str, body: Body, declared: bool) -> tuple[str, bool | None]
     return ("Content-Length: 0\r\n" if declared or method in _BODY_METHODS else ""), None
 
 
-async def _send_body(conn: UpstreamConnection, body: Body, chunked: bool) -> None:
+async def _send_body(conn: UpstreamConnection, body: Body, chunked: bool, idle: float) -> None:
+    """Stream the request body upstream; the declared length is enforced, whatever `Body` a filter installed."""
+    declared, sent = body.length, 0
     while data := await body.read():
+        sent += len(data)
+        if declared is not None and sent > declared:
+            raise InternalError(f"the request body is longer than its declared {declared} bytes")
         conn.write(chunk(data) if chunked else data)
-        await conn.drain()
+        await conn.drain(idle)
+    if declared is not None and sent != declared:
+        raise InternalError(f"the request body ended after {sent} of its declared {declared} bytes")
     if chunked:
         conn.write(LAST_CHUNK)
 
@@ -182,7 +187,7 @@ async def _await_head(
                 raise error  # the client's side failed (400/408/client gone): abort the upstream request
     try:
         async with asyncio.timeout(timeout):
-            return await asyncio.shield(head)
+            return await head
     except TimeoutError as exc:
         raise UpstreamTimeout(f"no response head within {timeout:g}s") from exc
     except GatewayError:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
-import aiohttp
 import pytest
 
 from gateway.errors import ConfigError
@@ -95,28 +92,12 @@ routes:
     assert (await fetch(gw, "/bare/x")).upstream_got("X-Order") == ["default"]
 
 
-async def test_added_framing_headers_never_frame_the_upstream_request(
-    upstream: Upstream, start_gateway: StartGateway
-) -> None:
-    # A config that adds framing or Host must not desynchronise the upstream connection (request smuggling).
-    gw = await start_gateway(
-        one_route(
-            upstream.url,
-            '["AddRequestHeader=Transfer-Encoding, chunked", "AddRequestHeader=Content-Length, 3",'
-            ' "AddRequestHeader=Host, evil.example"]',
-        )
-    )
-    for _ in range(3):  # the same pooled upstream connection stays in sync
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
-            session.post(gw.url("/x"), data=b"hello world") as resp,
-        ):
-            seen = json.loads(await resp.read())
-        assert seen["body_bytes"] == 11
-        headers = [(k.lower(), v) for k, v in seen["headers"]]
-        assert [v for k, v in headers if k == "content-length"] == ["11"]
-        assert [v for k, v in headers if k == "transfer-encoding"] == []
-        assert [v for k, v in headers if k == "host"] == [f"127.0.0.1:{upstream.port}"]
+@pytest.mark.parametrize("name", ["Transfer-Encoding", "Content-Length", "Host", "Connection", "Upgrade"])
+def test_framing_and_host_headers_are_refused_at_load(name: str) -> None:
+    # Framing, connection management and Host belong to the gateway: a config setting them could desynchronise
+    # the upstream connection (request smuggling) or misroute it.
+    issues = config_issues(one_route("http://127.0.0.1:9", f'["AddRequestHeader={name}, x"]'))
+    assert any(p == "routes[0].filters[0].args.name" and "managed by the gateway" in m for p, m in issues), issues
 
 
 async def test_path_variable_cannot_inject_a_header(upstream: Upstream, start_gateway: StartGateway) -> None:
