@@ -187,12 +187,16 @@ class ResponseWriter:
             if no_body:
                 self.write(head)
             else:
-                await self._pump(head, body, declared, chunked)
+                route = pending.exchange.route if pending.exchange is not None else None
+                idle = route.timeouts.body_idle if route is not None else self.proto.timeouts.body_idle
+                await self._pump(head, body, declared, chunked, idle)
         finally:
             await _aclose(body)
         return keep_alive
 
-    async def _pump(self, head: bytes, body: AsyncIterable[bytes], declared: int | None, chunked: bool) -> None:
+    async def _pump(
+        self, head: bytes, body: AsyncIterable[bytes], declared: int | None, chunked: bool, idle: float
+    ) -> None:
         """Write the head and the body. Bytes already received go out with the head: one write, one syscall."""
         first = body.take_buffered() if isinstance(body, StreamBody) else b""
         sent = len(first)
@@ -208,7 +212,7 @@ class ResponseWriter:
                     raise ResponseAborted(f"body longer than its Content-Length {declared}")
                 self.write(chunk(data) if chunked else data)
                 if self.paused:
-                    await self.drain(self.proto.timeouts.body_idle)
+                    await self.drain(idle)
         except GatewayError as exc:
             # SECURITY/correctness: an upstream failing mid-body must never look like a complete response.
             raise ResponseAborted(f"upstream body failed: {exc.detail}") from exc
