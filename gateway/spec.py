@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 from gateway.errors import HeaderInjection
 from gateway.exchange import Filter, MatchHints, Predicate
 from gateway.headers import check_value
+from gateway.routing.weights import WeightGroups
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -132,6 +133,8 @@ class BuildContext:
     settings: Settings
     #: The route's URI as written (after ${env:} substitution).
     uri: str = ""
+    #: Weight groups of the whole compile (one per routes file), shared by every Weight predicate.
+    weights: WeightGroups = field(default_factory=WeightGroups)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from gateway.registry import Registry
 from gateway.routing.chain import compose
 from gateway.routing.route import Route, RouteOptions, UpstreamTimeouts, parse_route_uri
 from gateway.routing.table import RouteTable
+from gateway.routing.weights import WeightGroups
 from gateway.settings import Settings
 from gateway.spec import BuildContext
 
@@ -40,6 +41,7 @@ class _Compiler:
     def __init__(self, doc: Document, registry: Registry, settings: Settings, terminal: Next) -> None:
         self.doc, self.registry, self.settings, self.terminal = doc, registry, settings, terminal
         self.issues: list[ConfigIssue] = []
+        self.weights = WeightGroups()
 
     def fail(self, path: str, message: str) -> None:
         self.issues.append(self.doc.issue(path, message))
@@ -128,7 +130,7 @@ class _Compiler:
     def route(self, position: int, entry: _Entry, defaults: Components) -> Route | None:
         definition = entry.definition
         path = join("routes", position)
-        ctx = BuildContext(definition.id, definition.metadata, self.settings, definition.uri)
+        ctx = BuildContext(definition.id, definition.metadata, self.settings, definition.uri, self.weights)
         predicates: list[Predicate] = []
         hints = MatchHints()
         for i, (pdef, config) in enumerate(entry.predicates):

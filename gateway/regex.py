@@ -1,0 +1,148 @@
+"""Regular expressions from config, in SCG's (Java) syntax, run on RE2: linear time, whatever the input.
+
+Every regex that sees request data (Header, Query, Cookie, RewritePath, RewriteResponseHeader, ...) comes from
+here, so a route's pattern can never stall a worker on hostile input (Envoy made the same choice). RE2 has no
+backtracking features; a pattern that needs one (backreferences, lookaround, possessive or atomic groups) is
+refused at load with the reason, instead of running slowly later.
+
+Java replacement strings are translated too: `$1`, `${name}` and SCG's YAML-friendly `$\\{name}` refer to groups,
+`\\$` is a literal dollar.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import re2
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # errors are reported to the user with a location, not logged by the C++ library
+# Java's named group `(?<name>` is also RE2's; `(?P<name>` (Python's) is accepted as well.
+_REPLACEMENT_REF = re.compile(r"\\(.)|\$\\?\{([A-Za-z][A-Za-z0-9]*)\}|\$(\d+)|\$")
+
+
+class RegexError(ValueError):
+    """A pattern or replacement the engine cannot run; str() is the reason for the user."""
+
+
+_BACKTRACKING = "lookaround, backreferences, possessive and atomic groups need backtracking, which RE2 refuses"
+
+
+def _why(message: str) -> str:
+    lowered = message.lower()
+    if "perl operator" in lowered or "repetition operator" in lowered or "invalid escape" in lowered:
+        return f"{message} ({_BACKTRACKING})"
+    return message
+
+
+class Regex:
+    """A compiled pattern; `fullmatch` is Java's `matches()`, `search` is `find()`, `sub` is `replaceAll()`."""
+
+    __slots__ = ("source", "_compiled")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        try:
+            self._compiled: Any = re2.compile(source, _OPTIONS)
+        except re2.error as exc:
+            text = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+            raise RegexError(_why(text)) from exc
+
+    @property
+    def group_names(self) -> frozenset[str]:
+        return frozenset(self._compiled.groupindex)
+
+    @property
+    def group_count(self) -> int:
+        return int(self._compiled.groups)
+
+    def fullmatch(self, text: str) -> bool:
+        return self._compiled.fullmatch(text) is not None
+
+    def search(self, text: str) -> bool:
+        return self._compiled.search(text) is not None
+
+    def groups(self, text: str) -> dict[str, str] | None:
+        """Named groups of the first match anywhere in `text` (None when there is none)."""
+        match = self._compiled.search(text)
+        if match is None:
+            return None
+        return {k: v for k, v in match.groupdict().items() if v is not None}
+
+    def sub(self, replacement: Replacement, text: str) -> str:
+        """Every match replaced (Java's replaceAll)."""
+        return str(self._compiled.sub(replacement.expand, text))
+
+    def __repr__(self) -> str:
+        return f"Regex({self.source!r})"
+
+
+class Replacement:
+    """A Java replacement string, parsed once into literal parts and group references."""
+
+    __slots__ = ("source", "_parts")
+
+    def __init__(self, source: str, regex: Regex) -> None:
+        self.source = source
+        self._parts: list[str | int | tuple[str]] = _parse_replacement(source, regex)
+
+    def expand(self, match: Any) -> str:
+        out = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+            else:
+                value = match.group(part if isinstance(part, int) else part[0])
+                out.append(value or "")
+        return "".join(out)
+
+
+def _parse_replacement(source: str, regex: Regex) -> list[str | int | tuple[str]]:
+    parts: list[str | int | tuple[str]] = []
+    last = 0
+    for ref in _REPLACEMENT_REF.finditer(source):
+        if ref.start() > last:
+            parts.append(source[last : ref.start()])
+        last = ref.end()
+        escaped, name, number = ref.group(1), ref.group(2), ref.group(3)
+        if escaped is not None:
+            parts.append(escaped)
+        elif name is not None:
+            if name not in regex.group_names:
+                raise RegexError(f"the replacement refers to group {name!r}, which the pattern does not define")
+            parts.append((name,))
+        elif number is not None:
+            if int(number) > regex.group_count:
+                raise RegexError(f"the replacement refers to group {number}, but the pattern has {regex.group_count}")
+            parts.append(int(number))
+        else:
+            raise RegexError("a lone '$' in the replacement; write '\\$' for a literal dollar")
+    if last < len(source):
+        parts.append(source[last:])
+    return parts
+
+
+def compile_regex(source: str) -> Regex:
+    """Compile a Java-syntax pattern on RE2. Raises RegexError with the reason."""
+    return Regex(source)
+
+
+def regex_validator(value: str | None) -> str | None:
+    """Pydantic validator: the pattern must compile on the linear-time engine (ValueError with the reason)."""
+    if value is not None:
+        compile_regex(value)
+    return value
+
+
+def replacement_validator(pattern_field: str) -> Callable[[str, Any], str]:
+    """Pydantic validator factory: a replacement must only refer to groups the pattern in `pattern_field` has."""
+
+    def check(value: str, info: Any) -> str:
+        pattern = info.data.get(pattern_field)
+        if pattern is not None:
+            Replacement(value, compile_regex(pattern))
+        return value
+
+    return check
