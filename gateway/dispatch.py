@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from gateway.errors import BadRequest, ClientClosed, ForwardLoop, GatewayError, InternalError, NotFound
+from gateway.cors import CorsPolicy, is_cross_origin, is_preflight
+from gateway.errors import BadRequest, ClientClosed, Forbidden, ForwardLoop, GatewayError, InternalError, NotFound
 from gateway.exchange import CLOSE_CONNECTION, Exchange, ExchangeKey, Response
 from gateway.problem import problem_response_parts
 from gateway.routing.table import RouteTable
@@ -33,6 +34,12 @@ class Dispatcher:
         table = self.table
         exchange.set(_TABLE, table)
         try:
+            if table.cors is not None:
+                origin = exchange.headers.get("origin")
+                if origin is not None and is_cross_origin(origin, exchange):
+                    policy = table.cors.lookup(exchange.path)
+                    if policy is not None:
+                        return await self._cors(policy, origin, exchange, table)
             return await self._route(exchange, table)
         except GatewayError as error:
             return problem(error, exchange)
@@ -42,6 +49,20 @@ class Dispatcher:
             route_id = exchange.route.id if exchange.route is not None else "-"
             log.exception("unhandled error in route %s for %s %s", route_id, exchange.method, exchange.original_path)
             return problem(InternalError("an error occurred in the gateway"), exchange)
+
+    async def _cors(self, policy: CorsPolicy, origin: str, exchange: Exchange, table: RouteTable) -> Response:
+        """A cross-origin request under a CORS policy: preflights answered here, others checked and decorated."""
+        if is_preflight(exchange):
+            return policy.preflight(origin, exchange)
+        allowed = policy.allow_origin(origin)
+        if allowed is None:
+            raise Forbidden("Invalid CORS request")
+        try:
+            response = await self._route(exchange, table)
+        except GatewayError as error:
+            response = problem(error, exchange)  # decorated too, so the page can read why it failed
+        policy.decorate(response, allowed)
+        return response
 
     async def _route(self, exchange: Exchange, table: RouteTable) -> Response:
         route = table.match(exchange)

@@ -37,6 +37,10 @@ class HeaderInjection(BadRequest):
     kind = "header-injection"
 
 
+class Forbidden(GatewayError):
+    status, title, kind = 403, "Forbidden", "forbidden"
+
+
 class NotFound(GatewayError):
     status, title, kind = 404, "Not Found", "route-not-found"
 

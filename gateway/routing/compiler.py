@@ -11,17 +11,19 @@ from typing import Any
 from gateway.config.components import Spec, origin_note, parse_component, validate_model
 from gateway.config.definitions import ComponentDef, DemoUpstream, GatewayConfig, RouteDefinition
 from gateway.config.source import Document, join, load_yaml
+from gateway.cors import CorsPolicy, CorsTable, GlobalCors
 from gateway.errors import ConfigError, ConfigIssue
 from gateway.exchange import Filter, MatchHints, Next, Predicate, UpstreamRef
 from gateway.registry import Registry
 from gateway.routing.chain import compose
+from gateway.routing.pathpattern import PathPattern, compile_path_pattern
 from gateway.routing.route import Route, RouteOptions, UpstreamTimeouts, parse_route_uri
 from gateway.routing.table import RouteTable
 from gateway.routing.weights import WeightGroups
 from gateway.settings import Settings
 from gateway.spec import BuildContext
 
-TOP_LEVEL = ("routes", "default-filters", "demo-upstream")
+TOP_LEVEL = ("routes", "default-filters", "globalcors", "demo-upstream")
 ROUTE_KEYS = ("id", "uri", "predicates", "filters", "order", "metadata")
 Components = list[tuple[ComponentDef, Any]]
 
@@ -204,8 +206,13 @@ def compile_config(
     entries = [c.entry(item, join("routes", i), seen) for i, item in enumerate(raw_routes)]
     # Built even when the default filters are invalid, so a plugin's build errors are reported in the same pass.
     routes = [c.route(i, e, defaults or []) for i, e in enumerate(entries) if e is not None]
+    globalcors = None
+    if "globalcors" in data:
+        globalcors = validate_model(GlobalCors, data["globalcors"] or {}, "globalcors", c.fail)
     if c.issues:
         raise ConfigError(c.issues)
+    table = RouteTable([r for r in routes if r is not None], version)
+    table.cors = _cors_table(table, entries, globalcors)
     config = GatewayConfig(
         source=doc.source,
         routes=tuple(e.definition for e in entries if e is not None),
@@ -213,7 +220,31 @@ def compile_config(
         demo_upstream=demo,
         secret_paths=frozenset(doc.secret_paths),
     )
-    return config, RouteTable([r for r in routes if r is not None], version)
+    return config, table
+
+
+def _cors_table(table: RouteTable, entries: list[_Entry | None], globalcors: GlobalCors | None) -> CorsTable | None:
+    """Per-route CORS keyed by each route's Path patterns (`/**` without one), in rank order; then the global."""
+    by_id = {e.definition.id: e for e in entries if e is not None}
+    pairs: list[tuple[PathPattern, CorsPolicy]] = []
+    for route in table.routes:
+        cors = route.options.cors
+        if cors is not None:
+            policy = CorsPolicy(cors)
+            pairs += [(pattern, policy) for pattern in _path_patterns(by_id[route.id])]
+    if globalcors is not None:
+        for source, cors in globalcors.patterns():
+            pairs.append((compile_path_pattern(source), CorsPolicy(cors)))
+    return CorsTable(pairs) if pairs else None
+
+
+def _path_patterns(entry: _Entry) -> list[PathPattern]:
+    # As SCG does for metadata.cors: the route's Path predicate decides where its CORS applies.
+    for pdef, config in entry.predicates:
+        if pdef.name == "Path" and hasattr(config, "patterns"):
+            trailing = bool(getattr(config, "match_trailing_slash", True))
+            return [compile_path_pattern(p, match_trailing_slash=trailing) for p in config.patterns]
+    return [compile_path_pattern("/**")]
 
 
 def load_routes_file(

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.config.definitions import RouteDefinition
+from gateway.cors import CorsConfig
 from gateway.exchange import Endpoint, Exchange, MatchHints, Next, Predicate, UpstreamRef
 from gateway.routing.canonical import FLAGGED_ESCAPES
 from gateway.settings import Timeouts
@@ -70,6 +71,7 @@ class RouteOptions(BaseModel):
         alias="allow-path-parameters",
         description="Allow ';' path parameters (refused by default: Tomcat/Spring read /admin;x=1 as /admin).",
     )
+    cors: CorsConfig | None = Field(None, description="CORS for this route's paths (Spring CorsConfiguration).")
     tls_server_name: str | None = Field(
         None, alias="tls-server-name", min_length=1, max_length=253, description="SNI and verified name."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from gateway.cors import CorsTable
 from gateway.exchange import Exchange
 from gateway.routing.route import Route
 
@@ -59,9 +60,11 @@ def _host_key(host: str) -> str:
 class RouteTable:
     """Routes in rank order plus the index. Build once; never mutate; swap the whole table to change routes."""
 
-    def __init__(self, routes: Iterable[Route], version: int = 0) -> None:
+    def __init__(self, routes: Iterable[Route], version: int = 0, cors: CorsTable | None = None) -> None:
         self.routes: tuple[Route, ...] = tuple(sorted(routes, key=lambda r: (r.order, r.position)))
         self.version = version
+        #: CORS policies by path; None when the file configures no CORS (the common, zero-cost case).
+        self.cors = cors
         self.by_id = {r.id: r for r in self.routes}
         self._any_host = _PrefixTrie()
         self._by_host: dict[str, _PrefixTrie] = {}
