@@ -191,3 +191,45 @@ def test_route_table_index_does_not_scan_unrelated_routes() -> None:
     assert len(table.candidates("other.example.org", "/svc1234/x")) == 1
     assert len(table.candidates("api.example.org:8080", "/svc7/x")) == 2
     assert table.candidates("other.example.org", "/none") == []
+
+
+SPRING_YML = """\
+server:
+  port: 8080
+spring:
+  application:
+    name: edge
+  cloud:
+    gateway:
+      default-filters:
+        - AddResponseHeader=X-Gateway, edge
+      routes:
+        - id: orders
+          uri: http://127.0.0.1:1
+          predicates:
+            - Path=/orders/**
+          filters:
+            - StripPrefix=x
+"""
+
+
+def test_a_spring_application_yml_is_read_from_its_gateway_block() -> None:
+    found = where(issues_of(SPRING_YML))
+    assert list(found) == ["spring.cloud.gateway.routes[0].filters[0].args.parts"]
+    config = Gateway().load_text(SPRING_YML.replace("StripPrefix=x", "StripPrefix=1"))
+    assert [r.id for r in config.routes] == ["orders"]
+    assert [d.name for d in config.default_filters] == ["AddResponseHeader"]
+
+
+def test_the_4_3_property_prefix_is_read_too() -> None:
+    text = "spring:\n  cloud:\n    gateway:\n      server:\n        webflux:\n          routes: [{id: r, uri: 'http://h'}]\n"
+    assert [r.id for r in Gateway().load_text(text).routes] == ["r"]
+
+
+def test_spring_gateway_settings_we_do_not_read_are_errors_not_silently_ignored() -> None:
+    text = (
+        "spring:\n  cloud:\n    gateway:\n"
+        "      httpclient: {ssl: {use-insecure-trust-manager: true}}\n      routes: []\n"
+    )
+    found = where(issues_of(text))
+    assert "no effect here" in found["spring.cloud.gateway.httpclient"]

@@ -44,6 +44,11 @@ class _Compiler:
         self.doc, self.registry, self.settings, self.terminal = doc, registry, settings, terminal
         self.issues: list[ConfigIssue] = []
         self.weights = WeightGroups()
+        self.base = ""  # "spring.cloud.gateway" when the file is a Spring application.yml
+
+    def key(self, name: str) -> str:
+        """A top-level name as a YAML path, under the Spring block when there is one."""
+        return join(self.base, name) if self.base else name
 
     def fail(self, path: str, message: str) -> None:
         self.issues.append(self.doc.issue(path, message))
@@ -131,7 +136,7 @@ class _Compiler:
 
     def route(self, position: int, entry: _Entry, defaults: Components) -> Route | None:
         definition = entry.definition
-        path = join("routes", position)
+        path = join(self.key("routes"), position)
         ctx = BuildContext(definition.id, definition.metadata, self.settings, definition.uri, self.weights)
         predicates: list[Predicate] = []
         hints = MatchHints()
@@ -161,7 +166,7 @@ class _Compiler:
 
     def chain(self, ctx: BuildContext, path: str, defaults: Components, own: Components) -> Next | None:
         """Default filters first, then the route's own; stable-sorted by band, so YAML order holds within a band."""
-        entries = [(d, cfg, join("default-filters", i)) for i, (d, cfg) in enumerate(defaults)]
+        entries = [(d, cfg, join(self.key("default-filters"), i)) for i, (d, cfg) in enumerate(defaults)]
         entries += [(d, cfg, join(join(path, "filters"), i)) for i, (d, cfg) in enumerate(own)]
         built: list[tuple[int, Filter]] = []
         for fdef, config, where in entries:
@@ -189,26 +194,24 @@ def compile_config(
 ) -> tuple[GatewayConfig, RouteTable]:
     """Validate and build every route of `doc`. Raises ConfigError listing every problem; nothing half-built."""
     c = _Compiler(doc, registry, settings, terminal)
-    data = doc.data if doc.data is not None else {}
-    if not isinstance(data, dict):
-        raise ConfigError([doc.issue("", "the routes file must be a mapping with a 'routes' list")])
+    data = _gateway_block(c, doc.data if doc.data is not None else {})
     for key in set(data) - set(TOP_LEVEL):
-        c.fail(str(key), f"unknown top-level key; expected one of {', '.join(TOP_LEVEL)}")
-    defaults = c.components(data.get("default-filters"), "default-filters", registry.filters, "filter")
+        c.fail(c.key(str(key)), _unknown_key(str(key), c.base))
+    defaults = c.components(data.get("default-filters"), c.key("default-filters"), registry.filters, "filter")
     demo = None
     if "demo-upstream" in data:
-        demo = validate_model(DemoUpstream, data["demo-upstream"] or {}, "demo-upstream", c.fail)
+        demo = validate_model(DemoUpstream, data["demo-upstream"] or {}, c.key("demo-upstream"), c.fail)
     raw_routes = data.get("routes") or []
     if not isinstance(raw_routes, list):
-        c.fail("routes", "routes must be a list")
+        c.fail(c.key("routes"), "routes must be a list")
         raw_routes = []
     seen: set[str] = set()
-    entries = [c.entry(item, join("routes", i), seen) for i, item in enumerate(raw_routes)]
+    entries = [c.entry(item, join(c.key("routes"), i), seen) for i, item in enumerate(raw_routes)]
     # Built even when the default filters are invalid, so a plugin's build errors are reported in the same pass.
     routes = [c.route(i, e, defaults or []) for i, e in enumerate(entries) if e is not None]
     globalcors = None
     if "globalcors" in data:
-        globalcors = validate_model(GlobalCors, data["globalcors"] or {}, "globalcors", c.fail)
+        globalcors = validate_model(GlobalCors, data["globalcors"] or {}, c.key("globalcors"), c.fail)
     if c.issues:
         raise ConfigError(c.issues)
     table = RouteTable([r for r in routes if r is not None], version)
@@ -221,6 +224,36 @@ def compile_config(
         secret_paths=frozenset(doc.secret_paths),
     )
     return config, table
+
+
+#: Where SCG keeps its routes in a Spring application.yml (the second form is the 4.3+ property prefix).
+SPRING_BLOCKS = (("spring", "cloud", "gateway", "server", "webflux"), ("spring", "cloud", "gateway"))
+
+
+def _gateway_block(c: _Compiler, data: Any) -> dict[str, Any]:
+    """The mapping that holds routes: the file itself, or SCG's block inside a Spring application.yml."""
+    if not isinstance(data, dict):
+        raise ConfigError([c.doc.issue("", "the routes file must be a mapping with a 'routes' list")])
+    if "spring" not in data:
+        return data
+    for keys in SPRING_BLOCKS:
+        block: Any = data
+        for key in keys:
+            block = block.get(key) if isinstance(block, dict) else None
+        if isinstance(block, dict) and ("routes" in block or keys == SPRING_BLOCKS[-1]):
+            c.base = ".".join(keys)
+            # Other Spring properties of the application.yml are not ours to read; only the gateway block is.
+            return {k: v for k, v in block.items() if not (keys == SPRING_BLOCKS[-1] and k == "server")}
+    raise ConfigError([c.doc.issue("spring", "a Spring application.yml needs a spring.cloud.gateway block")])
+
+
+def _unknown_key(key: str, base: str) -> str:
+    if base:
+        return (
+            f"Sluicegate reads only {', '.join(TOP_LEVEL[:3])} from SCG's block; {key!r} is a Spring setting with "
+            "no effect here (see docs/scg-migration.md for its counterpart)"
+        )
+    return f"unknown top-level key; expected one of {', '.join(TOP_LEVEL)}"
 
 
 def _cors_table(table: RouteTable, entries: list[_Entry | None], globalcors: GlobalCors | None) -> CorsTable | None:
