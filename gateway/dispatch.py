@@ -10,10 +10,9 @@ import logging
 
 from gateway.cors import CorsPolicy, is_cross_origin, is_preflight
 from gateway.errors import BadRequest, ClientClosed, Forbidden, ForwardLoop, GatewayError, InternalError, NotFound
-from gateway.exchange import CLOSE_CONNECTION, Exchange, ExchangeKey, Response
+from gateway.exchange import CLOSE_CONNECTION, PATH_ESCAPES, Exchange, ExchangeKey, Response
 from gateway.problem import problem_response_parts
 from gateway.routing.table import RouteTable
-from gateway.server.request import PATH_ESCAPES
 from gateway.upstream.forwarder import Forwarder
 
 log = logging.getLogger("sluicegate.dispatch")

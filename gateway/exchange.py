@@ -35,6 +35,8 @@ class ExchangeKey(Generic[T]):
         return f"ExchangeKey({self.name!r})"
 
 
+#: Which of %2F, %5C, %00 and ';' the request path held; the matched route decides whether that is allowed.
+PATH_ESCAPES: ExchangeKey[frozenset[str]] = ExchangeKey("path-escapes")
 #: Set by the dispatcher (or a filter) to have the server close the client connection after this response.
 CLOSE_CONNECTION: ExchangeKey[bool] = ExchangeKey("close-connection")
 

@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.addresses import parse_ip
 from gateway.errors import ConfigError, ConfigIssue
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -100,11 +101,8 @@ class Settings(_Model):
         """True when the socket peer `address` is inside one of `trusted_proxies`."""
         if not self.trusted_proxies or not address:
             return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in self.trusted_proxies)
+        ip = parse_ip(address)  # a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
+        return ip is not None and any(ip in net for net in self.trusted_proxies)
 
 
 def load_settings(path: Path | None, overrides: dict[str, object] | None = None) -> Settings:

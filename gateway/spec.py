@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from gateway.errors import HeaderInjection
@@ -60,6 +60,15 @@ class ComponentConfig(BaseModel):
         str_strip_whitespace=True,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _relaxed_names(cls, data: Any) -> Any:
+        # Spring binds `max-trusted-index` to maxTrustedIndex (relaxed binding); SCG configs use both spellings.
+        if isinstance(data, dict) and any(isinstance(k, str) and "-" in k for k in data):
+            known = _accepted_names(cls)
+            return {_kebab_to_camel(k) if isinstance(k, str) and k not in known else k: v for k, v in data.items()}
+        return data
+
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool_as_number(cls, value: object, info: ValidationInfo) -> object:
@@ -68,6 +77,23 @@ class ComponentConfig(BaseModel):
         if isinstance(value, bool) and field is not None and field.annotation in (int, float):
             raise ValueError(f"expected {'an integer' if field.annotation is int else 'a number'}, not a boolean")
         return value
+
+
+def _accepted_names(model: type[BaseModel]) -> set[str]:
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.update(n for n in (name, info.alias) if n)
+        choices = getattr(info.validation_alias, "choices", None)
+        if choices:
+            names.update(c for c in choices if isinstance(c, str))
+        elif isinstance(info.validation_alias, str):
+            names.add(info.validation_alias)
+    return names
+
+
+def _kebab_to_camel(name: str) -> str:
+    head, *rest = name.split("-")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def one_or_many(value: object) -> object:

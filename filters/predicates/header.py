@@ -1,12 +1,14 @@
-"""Header predicate: a header is present, or one of its values fully matches a regular expression."""
+"""Header predicate: a header is present, or one of its values fully matches a regular expression.
+
+The regex is Java syntax run on RE2 (gateway/regex.py): matching takes linear time whatever the header value.
+"""
 
 from __future__ import annotations
-
-import re
 
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange
+from gateway.regex import Regex, RegexError, compile_regex
 from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, PredicateSpec
 
 
@@ -23,8 +25,8 @@ class HeaderConfig(ComponentConfig):
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                re.compile(value)
-            except re.error as exc:
+                compile_regex(value)
+            except RegexError as exc:
                 raise ValueError(f"invalid regular expression: {exc}") from exc
         return value
 
@@ -32,18 +34,19 @@ class HeaderConfig(ComponentConfig):
 class HeaderPredicate:
     __slots__ = ("name", "regex")
 
-    def __init__(self, name: str, regex: re.Pattern[str] | None) -> None:
+    def __init__(self, name: str, regex: Regex | None) -> None:
         self.name, self.regex = name, regex
 
     def __call__(self, exchange: Exchange) -> bool:
         values = exchange.headers.get_all(self.name)
         if self.regex is None:
             return bool(values)
-        return any(self.regex.fullmatch(v) for v in values)
+        regex = self.regex
+        return any(regex.fullmatch(v) for v in values)
 
 
 def build(config: HeaderConfig, context: BuildContext) -> HeaderPredicate:
-    return HeaderPredicate(config.header, re.compile(config.regexp) if config.regexp is not None else None)
+    return HeaderPredicate(config.header, compile_regex(config.regexp) if config.regexp is not None else None)
 
 
 SPEC = PredicateSpec(

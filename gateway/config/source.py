@@ -40,8 +40,13 @@ class Document:
         """A ConfigIssue at `path`, with the line of the nearest enclosing path that has one."""
         probe = path
         while probe and probe not in self.lines:
-            probe = re.sub(r"(\[\d+\]|\.[^.\[]*|^[^.\[]*)$", "", probe)
+            probe = _parent(probe)
         return ConfigIssue(self.source, path, message, self.lines.get(probe or "", None))
+
+
+def _parent(path: str) -> str:
+    """`a.b[2]` -> `a.b` -> `a` -> "": the enclosing YAML path (cut at the last '.' or '[')."""
+    return path[: max(path.rfind("."), path.rfind("["), 0)]
 
 
 class _Builder:

@@ -216,6 +216,7 @@ def compile_config(
         raise ConfigError(c.issues)
     table = RouteTable([r for r in routes if r is not None], version)
     table.cors = _cors_table(table, entries, globalcors)
+    table.weights = c.weights
     config = GatewayConfig(
         source=doc.source,
         routes=tuple(e.definition for e in entries if e is not None),

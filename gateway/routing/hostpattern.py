@@ -6,7 +6,8 @@
 * ``**`` matches zero or more whole labels and may appear anywhere (not twice in a row). As with
   ``AntPathMatcher``, zero counts: ``**.example.org`` matches ``example.org`` as well as ``a.b.example.org``;
 * ``{name}`` captures one or more characters within a label, ``{name:regex}`` a part the regex matches
-  (it sees the lower-cased host, so write it in lower case); captured values are lower-case;
+  (Java syntax on RE2, linear time; it sees the lower-cased host, so write it in lower case); captured
+  values are lower-case;
 * an optional ``:port`` (digits) at the end; a bracketed IPv6 literal (``[::1]``) matches literally.
 
 The ``host`` given to :meth:`HostPattern.match` is a Host header value: it may carry a port and may be an

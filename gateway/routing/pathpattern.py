@@ -13,32 +13,33 @@ dot segments and no query. A ``%2F`` inside a segment is data, never a separator
 * ``**`` matches zero or more whole segments and must be the last segment: ``/a/**`` matches ``/a``,
   ``/a/`` and ``/a/b/c``;
 * ``{name}`` captures one or more characters within one segment;
-* ``{name:regex}`` captures the part of one segment that the regex matches fully. The regex sees the
-  encoded segment, like literals do (Spring shows it the decoded one), so ``%2F`` cannot smuggle a "/"
-  past it; a regex such as ``\\d{2}`` may contain balanced braces;
+* ``{name:regex}`` captures the part of one segment that the regex matches fully. The regex is Java syntax
+  run on RE2 (``gateway.regex``), so it takes linear time on any path; a construct RE2 cannot run
+  (backreferences, lookaround) is refused at compile time. It sees the encoded segment, like literals do
+  (Spring shows it the decoded one), so ``%2F`` cannot smuggle a "/" past it; a regex such as ``\\d{2}``
+  may contain balanced braces;
 * ``{*name}`` captures the remaining segments, leading "/" included ("" when there are none), and must be
   the last segment: ``/files/{*path}`` gives ``path="/a/b"`` for ``/files/a/b``.
 
 Captured values are percent-decoded (UTF-8, strict; a value that does not decode is returned as is).
 Several variable parts in one segment split it the way Spring's greedy regexes do: ``{name}.{ext}``
 on ``a.tar.gz`` gives ``name="a.tar"``, ``ext="gz"``. Path parameters (``;a=b``) are ordinary text here.
-Matching takes linear time, except in a segment with a ``{name:regex}``, which is matched by one
-backtracking regex: keep such regexes simple and avoid other wildcards or captures next to them.
+Matching takes linear time: the regexes built here from wildcards and captures are linear by
+construction (see ``_SegmentBuilder``), and a segment holding a ``{name:regex}`` is matched on RE2.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import unquote
 
+from gateway.regex import Regex, RegexError, compile_regex
+
 __all__ = ["PathPattern", "PatternError", "compile_path_pattern"]
 
-# What `re.compile` may raise for hostile regex text in `{name:regex}`.
-_REGEX_ERRORS = (re.error, ValueError, OverflowError, RecursionError)
 _Captures = tuple[tuple[str, str], ...]  # (regex group, variable name)
 _Decode = Callable[[str], str]
 _Result = dict[str, str] | None
@@ -58,12 +59,24 @@ class _Item(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _Check:
-    """A segment matched by a second regex: it has a user regex, or several variable-length parts."""
+    """A segment matched by a second regex: it has a user regex, or several variable-length parts.
+
+    A segment with a user regex is matched on RE2 (`user`); one with only wildcards and captures by a regex
+    built here over the reversed text (`reversed_`, see `_SegmentBuilder._reversed`). Exactly one is set.
+    """
 
     group: str  # the outer-regex group holding the whole segment
-    regex: re.Pattern[str]
-    reverse: bool  # the regex runs over the reversed segment text (see `_SegmentBuilder._reversed`)
     captures: _Captures
+    reversed_: re.Pattern[str] | None = None
+    user: Regex | None = None
+
+    def groups(self, text: str) -> dict[str, str] | None:
+        """The check's groups (by regex group name) if the whole segment `text` matches, else None."""
+        if self.user is not None:
+            return self.user.groups(text)  # anchored at both ends, so this is a full match
+        assert self.reversed_ is not None
+        m = self.reversed_.fullmatch(text[::-1])
+        return None if m is None else {g: v[::-1] for g, v in m.groupdict().items() if v is not None}
 
 
 def _tokenize(text: str, sep: str, start: int = 0) -> list[list[_Item]]:
@@ -118,7 +131,7 @@ def _read_variable(text: str, start: int) -> tuple[_Item, int]:
     regex = text[j + 1 : end]
     if not regex:
         raise PatternError(f"empty regex for variable {name!r}")
-    _compile_regex(regex, f"invalid regex for variable {name!r}")
+    _compile_re2(regex, f"invalid regex for variable {name!r}")
     return _Item("var", name, regex), end + 1
 
 
@@ -139,13 +152,23 @@ def _regex_end(text: str, i: int, start: int) -> int:
     raise PatternError(f"unclosed '{{' at position {start}")
 
 
-def _compile_regex(text: str, context: str) -> re.Pattern[str]:
+def _compile_re2(text: str, context: str) -> Regex:
+    """A user regex (or a segment holding one) on RE2; anything RE2 refuses is a PatternError saying why."""
     try:
-        with warnings.catch_warnings():  # e.g. FutureWarning "possible nested set": valid today
-            warnings.simplefilter("ignore")
-            return re.compile(text)
-    except _REGEX_ERRORS as exc:
+        return compile_regex(text)
+    except RegexError as exc:
         raise PatternError(f"{context}: {exc}") from None
+
+
+_OWN_GROUP = re.compile(r"g[0-9]+")  # the names `_SegmentBuilder.group` gives; RE2 would let a user reuse them
+
+
+def _check_group_names(items: Sequence[_Item], context: str) -> None:
+    for item in items:
+        if item.regex is not None:
+            taken = sorted(n for n in compile_regex(item.regex).group_names if _OWN_GROUP.fullmatch(n))
+            if taken:
+                raise PatternError(f"{context}: group names such as {taken[0]!r} are reserved")
 
 
 def _variable_names(segments: Sequence[Sequence[_Item]]) -> tuple[str, ...]:
@@ -195,12 +218,19 @@ class _SegmentBuilder:
 
     def _checked(self, items: Sequence[_Item]) -> str:
         captures: list[tuple[str, str]] = []
-        reverse = not any(it.regex for it in items)
-        text = self._reversed(items, captures) if reverse else self._forwards(items, captures)
-        names = ", ".join(name for _, name in captures)
-        regex = _compile_regex(text, f"cannot combine the segment with variables {names}")
-        group = self.group()
-        self.checks.append(_Check(group, regex, reverse, tuple(captures)))
+        if any(it.regex for it in items):
+            # SECURITY: user regexes see request data, so they run on RE2 (linear time), anchored at both ends.
+            text = rf"\A(?:{self._forwards(items, captures)})\z"
+            context = "cannot combine the segment with variables " + ", ".join(name for _, name in captures)
+            _check_group_names(items, context)
+            user = _compile_re2(text, context)
+            check = _Check(self.group(), tuple(captures), user=user)
+        else:
+            # Only escaped literals and our own linear-by-construction gaps: the standard engine is safe here.
+            reversed_ = re.compile(self._reversed(items, captures))
+            check = _Check(self.group(), tuple(captures), reversed_=reversed_)
+        self.checks.append(check)
+        group = check.group
         return f"(?P<{group}>{self.cls}{'+' if len(items) == 1 else '*'})"  # a lone {x:re} is non-empty
 
     def _reversed(self, items: Sequence[_Item], captures: list[tuple[str, str]]) -> str:
@@ -236,13 +266,11 @@ def _collect(m: re.Match[str], captures: _Captures, checks: Sequence[_Check], de
     """Variables of a successful outer match, or None if a checked segment does not match."""
     values = {name: decode(m.group(group)) for group, name in captures}
     for check in checks:
-        text = m.group(check.group)
-        sub = check.regex.fullmatch(text[::-1] if check.reverse else text)
-        if sub is None:
+        groups = check.groups(m.group(check.group))
+        if groups is None:
             return None
         for group, name in check.captures:
-            value = sub.group(group)
-            values[name] = decode(value[::-1] if check.reverse else value)
+            values[name] = decode(groups[group])
     return values
 
 

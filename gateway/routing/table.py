@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from gateway.cors import CorsTable
 from gateway.exchange import Exchange
 from gateway.routing.route import Route
+from gateway.routing.weights import WeightGroups
 
 
 @dataclass
@@ -65,6 +66,8 @@ class RouteTable:
         self.version = version
         #: CORS policies by path; None when the file configures no CORS (the common, zero-cost case).
         self.cors = cors
+        #: The Weight groups of this table; `weights.chooser.source` can be swapped to change splits live.
+        self.weights = WeightGroups()
         self.by_id = {r.id: r for r in self.routes}
         self._any_host = _PrefixTrie()
         self._by_host: dict[str, _PrefixTrie] = {}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from gateway.body import EMPTY, Body
 from gateway.errors import BadRequest, ExpectationFailed
-from gateway.exchange import Exchange, ExchangeKey
+from gateway.exchange import PATH_ESCAPES, Exchange
 from gateway.headers import Headers
 from gateway.hygiene import FORWARDING, UPGRADE, strip_hop_by_hop
 from gateway.routing.canonical import canonicalize
@@ -17,8 +17,6 @@ from gateway.settings import Settings
 if TYPE_CHECKING:
     from gateway.server.protocol import HttpProtocol
 
-#: Which of %2F, %5C, %00 the request path held; the matched route decides whether that is allowed.
-PATH_ESCAPES: ExchangeKey[frozenset[str]] = ExchangeKey("path-escapes")
 # Host names as DNS and IP literals spell them; RFC 3986 sub-delims (",", ";", ...) are legal in a reg-name but
 # no real host uses them, and "a,b" would become a two-element X-Forwarded-Host list.
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%]*)(?::\d{1,5})?")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -124,3 +125,53 @@ routes:
 def test_invalid_header_config(predicates: str, path: str, fragment: str) -> None:
     issues = config_issues(config_only_route(predicates=predicates))
     assert any(p == path and fragment in m for p, m in issues), issues
+
+
+# -- hostile input: the regex runs on RE2 -------------------------------------------------------------------------
+
+HOSTILE_GUARD = 10.0  # seconds: a guard against a hang (a backtracking engine would need years), not a benchmark
+
+
+@pytest.mark.parametrize("regexp", ["(a+)+$", "(a|aa)+b", "(a|a?)+c", "(.*a){12}"])
+async def test_catastrophic_backtracking_pattern_answers_promptly(
+    regexp: str, upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    gw = await start_gateway(
+        f"""
+routes:
+  - id: r
+    uri: {upstream.url}
+    predicates:
+      - name: Header
+        args: {{header: X-Evil, regexp: "{regexp}"}}
+"""
+    )
+    hostile = "a" * 20000 + "!"  # the classic input: a long run that almost matches, then fails at the end
+    assert (await fetch(gw, "/", headers={"X-Evil": hostile}, guard=HOSTILE_GUARD)).status == 404
+    assert (await fetch(gw, "/", headers={"X-Evil": "a" * 200}, guard=HOSTILE_GUARD)).status in (200, 404)
+
+
+async def test_hostile_header_does_not_stall_other_requests(upstream: Upstream, start_gateway: StartGateway) -> None:
+    gw = await start_gateway("routes:" + route(upstream, '["Header=X-Evil, (a+)+b"]'))
+    hostile = [fetch(gw, "/", headers={"X-Evil": "a" * 20000}, guard=HOSTILE_GUARD) for _ in range(8)]
+    replies = await asyncio.gather(*hostile, fetch(gw, "/", headers={"X-Evil": "aaab"}, guard=HOSTILE_GUARD))
+    assert [r.status for r in replies] == [404] * 8 + [200]
+
+
+@pytest.mark.parametrize(
+    ("regexp", "fragment"),
+    [
+        ("(a)\\\\1", "backreferences"),  # needs backtracking: refused at load, with the reason
+        ("(?=a)a", "lookaround"),
+        ("a++", "possessive"),
+    ],
+)
+def test_patterns_needing_backtracking_are_refused(regexp: str, fragment: str) -> None:
+    issues = config_issues(config_only_route(predicates=f'[{{name: Header, args: {{header: X, regexp: "{regexp}"}}}}]'))
+    assert any(p == "routes[0].predicates[0].args.regexp" and fragment in m for p, m in issues), issues
+
+
+async def test_java_syntax_named_group(upstream: Upstream, start_gateway: StartGateway) -> None:
+    gw = await start_gateway("routes:" + route(upstream, "['Header=X-Version, (?<major>\\d+)\\.(?<minor>\\d+)']"))
+    assert (await fetch(gw, "/", headers={"X-Version": "2.10"})).status == 200
+    assert (await fetch(gw, "/", headers={"X-Version": "2."})).status == 404

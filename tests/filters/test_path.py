@@ -278,3 +278,37 @@ async def test_rejected_reload_keeps_the_old_routes(upstream: Upstream, start_ga
     assert info.value.issues[0].path == "routes[0].predicates[0].args.patterns"
     assert (await fetch(gw, "/old/a")).status == 200
     assert (await fetch(gw, "/new/a/x")).status == 404
+
+
+# -- hostile input: `{name:regex}` runs on RE2 --------------------------------------------------------------------
+
+HOSTILE_GUARD = 10.0  # seconds: a guard against a hang (a backtracking engine would need years), not a benchmark
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hostile", "benign"),
+    [
+        ("/x/{v:(a+)+b}", "/x/" + "a" * 6000 + "c", "/x/aaab"),  # the regex alone is the segment
+        ("/x/{v:(a|aa)+}-{w}", "/x/" + "a" * 6000 + "c", "/x/aaa-w"),  # mixed with a capture
+        ("/x/pre{v:(a|a?)+}.{ext:(a+)+}", "/x/pre" + "a" * 6000 + ".aaaa!", "/x/preaa.aa"),  # two user regexes
+    ],
+)
+async def test_catastrophic_backtracking_segment_answers_promptly(
+    pattern: str, hostile: str, benign: str, upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    gw = await start_gateway("routes:" + route(upstream, f"['Path={pattern}']"))
+    assert (await fetch(gw, hostile, guard=HOSTILE_GUARD)).status == 404
+    assert (await fetch(gw, benign, guard=HOSTILE_GUARD)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fragment"),
+    [
+        ("/x/{v:(a)\\\\1}", "backreferences"),
+        ("/x/{v:(?!admin).*}", "lookaround"),
+        ("/x/{v:\\\\d++}", "possessive"),
+    ],
+)
+def test_regex_segments_needing_backtracking_are_refused(pattern: str, fragment: str) -> None:
+    issues = config_issues(config_only_route(predicates=f'[{{name: Path, args: {{patterns: ["{pattern}"]}}}}]'))
+    assert any(p == "routes[0].predicates[0].args.patterns" and fragment in m for p, m in issues), issues

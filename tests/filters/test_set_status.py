@@ -7,6 +7,7 @@ import json
 import aiohttp
 import pytest
 
+from gateway.app import Gateway
 from tests.conftest import StartGateway, Upstream, raw_exchange, status_of
 from tests.helpers import config_issues, config_only_route, fetch, one_route
 
@@ -175,8 +176,8 @@ async def test_head_request_status(upstream: Upstream, start_gateway: StartGatew
             "pattern",
         ),
         (
-            "[{name: SetStatus, args: {status: 401, original-status-header-name: X-A}}]",
-            "routes[0].filters[0].args.original-status-header-name",
+            "[{name: SetStatus, args: {status: 401, originalStatusHeader: X-A}}]",
+            "routes[0].filters[0].args.originalStatusHeader",
             "Extra inputs",
         ),
     ],
@@ -184,3 +185,10 @@ async def test_head_request_status(upstream: Upstream, start_gateway: StartGatew
 def test_invalid_set_status_config(filters: str, path: str, fragment: str) -> None:
     issues = config_issues(config_only_route(filters=filters))
     assert any(p == path and fragment in m for p, m in issues), issues
+
+
+def test_kebab_case_argument_names_are_read_as_spring_does() -> None:
+    # Spring's relaxed binding reads original-status-header-name as originalStatusHeaderName.
+    text = config_only_route(filters="[{name: SetStatus, args: {status: 401, original-status-header-name: X-A}}]")
+    config = Gateway().load_text(text)
+    assert config.routes[0].filters[0].args["original-status-header-name"] == "X-A"

@@ -179,6 +179,7 @@ def test_parse_host(host: str, parsed: tuple[str, int | None] | None) -> None:
         ("{a-b}.example.org", "invalid variable name 'a-b'"),
         ("{a}.{a}.org", "duplicate variable name 'a'"),
         ("{a:[}.org", "invalid regex for variable 'a'"),
+        ("{a:(x)\\1}.org", "backreferences"),  # host regexes run on RE2 too
         ("{*rest}.org", "'{*rest}' is not supported"),
         ("a**.org", "'**' must be a whole label"),
         ("**.**.org", "'**.**' is redundant"),

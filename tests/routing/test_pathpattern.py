@@ -210,6 +210,41 @@ def test_adversarial_paths_fail(pattern: str, path: str) -> None:
     assert match(pattern, path) is None
 
 
+@pytest.mark.parametrize(
+    ("pattern", "path"),
+    [
+        # Catastrophic for a backtracking engine; user regexes run on RE2, so these simply fail.
+        ("/x/{v:(a+)+b}", "/x/" + "a" * 100000 + "c"),
+        ("/x/{v:(a|aa)+}-{w}", "/x/" + "a" * 100000 + "c"),
+        ("/x/{v:(a|a?)+}{w:(a+)+}!", "/x/" + "a" * 100000 + "?"),
+        ("/{a:(x+x+)+y}/{b}", "/" + "x" * 100000 + "/b"),
+    ],
+)
+def test_user_regexes_run_in_linear_time(pattern: str, path: str) -> None:
+    assert match(pattern, path) is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("/a/{v:(a)\\1}", "backreferences"),
+        ("/a/{v:(?=x)x}", "lookaround"),
+        ("/a/{v:x*+}", "possessive"),
+        ("/a/{v:(?>x)}", "atomic"),
+        ("/a/{v:x}-{w:(?<g2>y)}", "group names such as 'g2' are reserved"),
+    ],
+)
+def test_regexes_re2_cannot_run_are_refused(pattern: str, reason: str) -> None:
+    with pytest.raises(PatternError, match="invalid path pattern") as info:
+        compile_path_pattern(pattern)
+    assert reason in str(info.value)
+
+
+def test_java_named_groups_inside_a_variable_regex() -> None:
+    assert match("/v/{ver:(?<major>\\d+)\\.(?<minor>\\d+)}", "/v/2.10") == {"ver": "2.10"}
+    assert match("/v/{ver:(?<major>\\d+)\\.(?<minor>\\d+)}-{tag}", "/v/2.10-rc1") == {"ver": "2.10", "tag": "rc1"}
+
+
 # --- properties -------------------------------------------------------------------------------------
 
 # Characters a canonical path segment may contain, as single units (an escape counts as one unit here).

@@ -1,0 +1,42 @@
+"""After predicate: matches requests that arrive after an instant (SCG's `After=<ZonedDateTime>`)."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import Field, field_validator
+
+from gateway.exchange import Exchange
+from gateway.spec import BuildContext, ComponentConfig, PredicateSpec
+from gateway.timeparse import INSTANT_DESCRIPTION, instant_text, parse_instant
+
+
+class AfterConfig(ComponentConfig):
+    datetime: str = Field(description=f"The instant after which requests match. {INSTANT_DESCRIPTION}", max_length=100)
+
+    _instant = field_validator("datetime", mode="before")(instant_text)
+
+
+class AfterPredicate:
+    __slots__ = ("epoch",)
+
+    def __init__(self, epoch: float) -> None:
+        self.epoch = epoch
+
+    def __call__(self, exchange: Exchange) -> bool:
+        return time.time() > self.epoch  # the clock is read per request: a route switches on by itself
+
+
+def build(config: AfterConfig, context: BuildContext) -> AfterPredicate:
+    return AfterPredicate(parse_instant(config.datetime).timestamp())
+
+
+SPEC = PredicateSpec(
+    name="After",
+    config=AfterConfig,
+    build=build,
+    summary="Matches requests arriving after `datetime` (ISO-8601 with an offset, optionally SCG's `[Zone/Id]`).",
+    example={"datetime": "2017-01-20T17:42:47.789-07:00[America/Denver]"},
+    shortcut=("datetime",),
+    status="stable",
+)
