@@ -233,3 +233,12 @@ def test_spring_gateway_settings_we_do_not_read_are_errors_not_silently_ignored(
     )
     found = where(issues_of(text))
     assert "no effect here" in found["spring.cloud.gateway.httpclient"]
+
+
+def test_shortcut_tokens_are_trimmed_and_empty_ones_dropped_as_spring_does() -> None:
+    # SCG's own documentation example relies on this: the ", ," is one separator for Spring's tokenizer.
+    shortcut = "RewriteResponseHeader=X-Response-Red, , password=[^&]+, password=***"
+    text = f"routes: [{{id: r, uri: 'http://h', filters: ['{shortcut}']}}]"
+    config = Gateway().load_text(text)
+    args = config.routes[0].filters[0].args
+    assert args == {"name": "X-Response-Red", "regexp": "password=[^&]+", "replacement": "password=***"}

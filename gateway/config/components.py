@@ -66,7 +66,8 @@ def parse_component(
 def _split(item: Any, path: str, fail: Fail) -> tuple[str, dict[str, Any], str | None, list[str] | None] | None:
     if isinstance(item, str):
         name, sep, rest = item.partition("=")
-        values = [v.strip() for v in rest.split(",")] if sep else []
+        # As Spring's tokenizeToStringArray: tokens trimmed, empty ones dropped (`X, , y` is two values).
+        values = [v.strip() for v in rest.split(",") if v.strip()] if sep else []
         return name.strip(), {}, rest if sep else "", values
     if isinstance(item, dict) and isinstance(item.get("name"), str):
         unknown = set(item) - {"name", "args"}

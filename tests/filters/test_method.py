@@ -103,7 +103,7 @@ routes:
         # A method is an RFC 9110 token: digits are fine (G3T is a legal extension method), '/' is not.
         ('["Method=G/T"]', "routes[0].predicates[0].args.methods", "G/T"),
         ('["Method=GET,P OST"]', "routes[0].predicates[0].args.methods", "P OST"),
-        ('["Method=GET,"]', "routes[0].predicates[0].args.methods", "not HTTP methods"),
+        ("[{name: Method, args: {methods: [GET, '']}}]", "routes[0].predicates[0].args.methods", "not HTTP methods"),
         # Not an RFC 9110 token although str.isalpha() says it is letters.
         ('["Method=G\u00c9T"]', "routes[0].predicates[0].args.methods", "G\u00c9T"),
         ("[{name: Method, args: {methods: []}}]", "routes[0].predicates[0].args.methods", "at least 1"),

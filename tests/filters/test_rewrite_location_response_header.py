@@ -127,12 +127,8 @@ async def test_response_without_location_is_untouched(backend: Upstream, start_g
     ("filters", "path", "fragment"),
     [
         ('["RewriteLocationResponseHeader=SOMETIMES"]', "stripVersion", "NEVER_STRIP"),
-        ('["RewriteLocationResponseHeader=NEVER_STRIP, Location, , https?("]', "protocols", "missing )"),
-        (
-            '["RewriteLocationResponseHeader=NEVER_STRIP, Location, , (?<=x)https"]',
-            "protocols",
-            "backtracking",
-        ),
+        ("[{name: RewriteLocationResponseHeader, args: {protocols: 'https?('}}]", "protocols", "missing )"),
+        ("[{name: RewriteLocationResponseHeader, args: {protocols: '(?<=x)https'}}]", "protocols", "backtracking"),
         ('["RewriteLocationResponseHeader=NEVER_STRIP, Location, a b"]', "hostValue", "pattern"),
         ('["RewriteLocationResponseHeader=NEVER_STRIP, Location, evil.com/x"]', "hostValue", "pattern"),
         ('["RewriteLocationResponseHeader=NEVER_STRIP, Content-Length"]', "locationHeaderName", "managed by"),

@@ -42,7 +42,10 @@ async def test_braces_are_literal_not_variables(upstream: Upstream, start_gatewa
 
 
 async def test_empty_replacement(upstream: Upstream, start_gateway: StartGateway) -> None:
-    gw = await start_gateway(one_route(upstream.url, '["RewriteRequestParameter=q,"]'))
+    # The expanded form: a shortcut drops empty tokens, as Spring's tokenizer does.
+    gw = await start_gateway(
+        one_route(upstream.url, "[{name: RewriteRequestParameter, args: {name: q, replacement: ''}}]")
+    )
     assert (await fetch(gw, "/x?q=1&q=2")).seen()["query"] == "q="
 
 
