@@ -1,9 +1,10 @@
 """CORS, as SCG configures it: `globalcors` in routes.yaml and `metadata.cors` per route.
 
-Policies are looked up by request path (a route's Path patterns, or `/**` for a route without one; then the
-global patterns in file order). The gateway answers preflights itself, refuses an actual cross-origin request
-whose Origin is not allowed (403, as Spring does), and adds the CORS response headers to allowed ones. Like SCG,
-headers an upstream also sends are kept: `DedupeResponseHeader` is the recipe (docs/scg-migration.md).
+A request's policy is its route's `metadata.cors` (for a preflight: the route the announced method would reach),
+else the first global pattern that matches its path. The gateway answers preflights itself, refuses a
+cross-origin request whose origin or method is not allowed (403 before any upstream contact, as Spring), sets
+the CORS response headers on allowed ones — replacing any the upstream sent, so a browser never sees two — and
+adds `Vary: Origin` to every response under a policy, so shared caches keep the variants apart.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
@@ -19,9 +21,12 @@ from gateway.exchange import Exchange, Response
 from gateway.headers import Headers
 from gateway.regex import Regex, compile_regex
 from gateway.routing.pathpattern import PathPattern
-from gateway.spec import ComponentConfig, one_or_many
+from gateway.spec import HEADER_NAME, ComponentConfig
 
 _DEFAULT_METHODS = ("GET", "HEAD")  # Spring's CorsConfiguration when allowedMethods is not set
+_TOKEN = re.compile(HEADER_NAME)
+_ORIGIN_TEXT = re.compile(r"[!-~]+")  # visible ASCII: no spaces, controls or line breaks in a header value
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _VARY_PREFLIGHT = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
 
@@ -42,14 +47,36 @@ class CorsConfig(ComponentConfig):
     allow_credentials: bool = Field(False, description="Send Access-Control-Allow-Credentials: true.")
     max_age: int | None = Field(None, ge=0, le=86400 * 365, description="Seconds a preflight may be cached.")
 
-    _lists = field_validator(
+    @field_validator(
         "allowed_origins",
         "allowed_origin_patterns",
         "allowed_methods",
         "allowed_headers",
         "exposed_headers",
         mode="before",
-    )(one_or_many)
+    )
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        # Spring binds "GET,POST" to a list; so do we (YAML lists work too).
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_methods", "allowed_headers", "exposed_headers")
+    @classmethod
+    def _tokens(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if v != "*" and not _TOKEN.fullmatch(v)]
+        if bad:
+            raise ValueError(f"not HTTP tokens: {bad}")
+        return value
+
+    @field_validator("allowed_origins", "allowed_origin_patterns")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not _ORIGIN_TEXT.fullmatch(v)]
+        if bad:
+            raise ValueError(f"not origins (scheme://host[:port], '*' or null): {bad}")
+        return value
 
     @model_validator(mode="after")
     def _credentials(self) -> CorsConfig:
@@ -106,7 +133,7 @@ class CorsPolicy:
             raise Forbidden("Invalid CORS request")
         if not self.any_header and any(h.lower() not in self.headers for h in asked):
             raise Forbidden("Invalid CORS request")
-        headers = Headers([("Access-Control-Allow-Origin", allowed), ("Vary", _VARY_PREFLIGHT)])
+        headers = Headers([("Access-Control-Allow-Origin", allowed), ("Vary", _VARY_PREFLIGHT)])  # our own answer
         headers.add("Access-Control-Allow-Methods", method if self.any_method else self.methods_value)
         if asked:
             headers.add("Access-Control-Allow-Headers", ", ".join(asked))
@@ -116,36 +143,67 @@ class CorsPolicy:
             headers.add("Access-Control-Max-Age", str(self.max_age))
         return Response(200, headers)
 
+    def method_allowed(self, method: str) -> bool:
+        """Spring checks the method of actual requests too, not only of preflights."""
+        return self.any_method or method in self.methods
+
     def decorate(self, response: Response, allowed: str) -> None:
-        """Add the CORS headers of an actual (non-preflight) response."""
+        """Set the CORS headers of an allowed actual request, replacing any the upstream sent."""
         headers = response.headers
-        headers.add("Access-Control-Allow-Origin", allowed)
+        headers.set("Access-Control-Allow-Origin", allowed)
         if self.credentials:
-            headers.add("Access-Control-Allow-Credentials", "true")
+            headers.set("Access-Control-Allow-Credentials", "true")
+        else:
+            headers.remove("Access-Control-Allow-Credentials")
         if self.exposed:
-            headers.add("Access-Control-Expose-Headers", self.exposed)
-        headers.add("Vary", "Origin")
+            headers.set("Access-Control-Expose-Headers", self.exposed)
+
+    @staticmethod
+    def vary(response: Response) -> None:
+        """Every response under a policy varies by Origin (allowed, refused or not cross-origin at all)."""
+        present = {v.strip().lower() for value in response.headers.get_all("vary") for v in value.split(",")}
+        if "origin" not in present and "*" not in present:
+            response.headers.add("Vary", "Origin")
 
 
 @dataclass(frozen=True)
 class CorsTable:
-    """(path pattern, policy) pairs, tried in order: per-route entries first, then the global ones."""
+    """The global (path pattern, policy) pairs, in file order."""
 
     entries: Sequence[tuple[PathPattern, CorsPolicy]]
 
     def lookup(self, path: str) -> CorsPolicy | None:
+        """The policy of the first pattern matching `path`, or None."""
         for pattern, policy in self.entries:
             if pattern.match(path) is not None:
                 return policy
         return None
 
 
+def _origin_key(scheme: str, authority: str) -> tuple[str, str, int]:
+    scheme = scheme.lower()
+    host, port = authority.lower(), _DEFAULT_PORTS.get(scheme, 0)
+    if host.startswith("["):
+        end = host.find("]")
+        host, rest = host[: end + 1], host[end + 1 :]
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+    elif ":" in host:
+        host, _, text = host.rpartition(":")
+        port = int(text) if text.isdigit() else port
+    return scheme, host, port
+
+
 def is_cross_origin(origin: str, exchange: Exchange) -> bool:
-    """True unless Origin names this very gateway (scheme://host[:port] of the request): same-origin is not CORS."""
-    return origin.lower() != f"{exchange.scheme}://{exchange.host}".lower()
+    """False when Origin is this very gateway as the request reached it (default ports filled in, as Spring)."""
+    scheme, sep, authority = origin.partition("://")
+    if not sep:
+        return True  # "null" and other opaque origins are always cross-origin
+    return _origin_key(scheme, authority) != _origin_key(exchange.scheme, exchange.host)
 
 
 def is_preflight(exchange: Exchange) -> bool:
+    """OPTIONS announcing the method of the request to come."""
     return exchange.method == "OPTIONS" and "access-control-request-method" in exchange.headers
 
 

@@ -12,6 +12,7 @@ from gateway.cors import CorsPolicy, is_cross_origin, is_preflight
 from gateway.errors import BadRequest, ClientClosed, Forbidden, ForwardLoop, GatewayError, InternalError, NotFound
 from gateway.exchange import CLOSE_CONNECTION, PATH_ESCAPES, Exchange, ExchangeKey, Response
 from gateway.problem import problem_response_parts
+from gateway.routing.route import Route
 from gateway.routing.table import RouteTable
 from gateway.upstream.forwarder import Forwarder
 
@@ -33,13 +34,9 @@ class Dispatcher:
         table = self.table
         exchange.set(_TABLE, table)
         try:
-            if table.cors is not None:
-                origin = exchange.headers.get("origin")
-                if origin is not None and is_cross_origin(origin, exchange):
-                    policy = table.cors.lookup(exchange.path)
-                    if policy is not None:
-                        return await self._cors(policy, origin, exchange, table)
-            return await self._route(exchange, table)
+            if table.cors_enabled:
+                return await self._with_cors(exchange, table)
+            return await self._run(self._match(exchange, table), exchange)
         except GatewayError as error:
             return problem(error, exchange)
         except ClientClosed:
@@ -49,21 +46,63 @@ class Dispatcher:
             log.exception("unhandled error in route %s for %s %s", route_id, exchange.method, exchange.original_path)
             return problem(InternalError("an error occurred in the gateway"), exchange)
 
-    async def _cors(self, policy: CorsPolicy, origin: str, exchange: Exchange, table: RouteTable) -> Response:
-        """A cross-origin request under a CORS policy: preflights answered here, others checked and decorated."""
-        if is_preflight(exchange):
-            return policy.preflight(origin, exchange)
-        allowed = policy.allow_origin(origin)
-        if allowed is None:
-            raise Forbidden("Invalid CORS request")
+    # -- CORS: only when the table configures it (cors_enabled); otherwise none of this runs ------------------
+    async def _with_cors(self, exchange: Exchange, table: RouteTable) -> Response:
+        """Requests under a CORS policy: preflights answered, actual ones checked and decorated, Vary always."""
+        origin = exchange.headers.get("origin")
+        cross = origin is not None and is_cross_origin(origin, exchange)
+        if cross and is_preflight(exchange):
+            policy = self._preflight_policy(exchange, table)
+            if policy is not None:
+                assert origin is not None
+                return policy.preflight(origin, exchange)
+        route: Route | None = None
+        failure: GatewayError | None = None
         try:
-            response = await self._route(exchange, table)
+            route = self._match(exchange, table)
         except GatewayError as error:
-            response = problem(error, exchange)  # decorated too, so the page can read why it failed
-        policy.decorate(response, allowed)
+            failure = error
+        policy = route.cors if route is not None and route.cors is not None else table.global_cors(exchange.path)
+        if policy is None:
+            if route is None:
+                assert failure is not None
+                raise failure
+            return await self._run(route, exchange)
+        allowed = policy.allow_origin(origin) if cross and origin is not None else None
+        rejected = cross and (allowed is None or not policy.method_allowed(exchange.method))
+        if rejected:  # as Spring: refused before any upstream contact, without CORS headers
+            response = problem(Forbidden("Invalid CORS request"), exchange)
+        elif failure is not None:
+            response = problem(failure, exchange)
+        else:
+            response = await self._run_caught(route, exchange)
+        if allowed is not None and not rejected:
+            policy.decorate(response, allowed)  # errors too, so the page can read why it failed
+        policy.vary(response)
         return response
 
-    async def _route(self, exchange: Exchange, table: RouteTable) -> Response:
+    def _preflight_policy(self, exchange: Exchange, table: RouteTable) -> CorsPolicy | None:
+        """The policy of the route the actual request would reach (matched with the method it announces)."""
+        announced = (exchange.headers.get("access-control-request-method") or "").strip().upper()
+        method, exchange.method = exchange.method, announced or exchange.method
+        try:
+            route = table.match(exchange)
+        finally:
+            exchange.method = method
+        if route is not None and route.cors is not None:
+            return route.cors
+        return table.global_cors(exchange.path)
+
+    async def _run_caught(self, route: Route | None, exchange: Exchange) -> Response:
+        assert route is not None
+        try:
+            return await self._run(route, exchange)
+        except GatewayError as error:
+            return problem(error, exchange)
+
+    # -- routing ----------------------------------------------------------------------------------------------
+    def _match(self, exchange: Exchange, table: RouteTable) -> Route:
+        """The route for `exchange` (NotFound / BadRequest otherwise); sets `exchange.route` and `.target`."""
         route = table.match(exchange)
         if route is None:
             raise NotFound(f"no route matches {exchange.method} {exchange.path}")
@@ -74,6 +113,9 @@ class Dispatcher:
             raise BadRequest(f"the path contains {found}, which route {route.id!r} does not allow")
         exchange.route = route
         exchange.target = route.target
+        return route
+
+    async def _run(self, route: Route, exchange: Exchange) -> Response:
         return await route.chain(exchange)
 
     async def terminal(self, exchange: Exchange) -> Response:
@@ -93,7 +135,8 @@ class Dispatcher:
             raise ForwardLoop(f"more than {MAX_FORWARDS} forward: hops; check the routes' forward: URIs")
         exchange.forwards += 1
         exchange.path = path
-        return await self._route(exchange, exchange.get(_TABLE) or self.table)
+        table = exchange.get(_TABLE) or self.table
+        return await self._run(self._match(exchange, table), exchange)
 
 
 def problem(error: GatewayError, exchange: Exchange) -> Response:

@@ -28,13 +28,51 @@ class RegexError(ValueError):
 
 
 _BACKTRACKING = "lookaround, backreferences, possessive and atomic groups need backtracking, which RE2 refuses"
+# Java constructs RE2 reads differently or not at all, with the spelling to use instead.
+_JAVA_ONLY = (
+    (
+        re.compile(r"\\p\{(Lower|Upper|ASCII|Alpha|Digit|Alnum|Punct|Graph|Print|Blank|Cntrl|XDigit|Space)\}"),
+        "Java's POSIX class {0}: write [[:{1}:]]",
+    ),
+    (re.compile(r"\\[ZRhH]"), "Java's {0} has no RE2 equivalent: use \\z, \\n or an explicit class"),
+)
+
+
+def _java_only(source: str) -> str | None:
+    """The reason a Java pattern would mean something else (or nothing) on RE2, or None."""
+    for finder, message in _JAVA_ONLY:
+        found = finder.search(source)
+        if found:
+            name = found.group(1) if found.groups() else found.group(0)
+            return message.format(found.group(0), name.lower())
+    if _has_class_intersection(source):
+        return "Java's class intersection ([a-z&&[^b]]) is not RE2 syntax: list the characters instead"
+    return None
+
+
+def _has_class_intersection(source: str) -> bool:
+    depth, i = 0, 0
+    while i < len(source):
+        ch = source[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[":
+            depth += 1
+        elif ch == "]" and depth:
+            depth -= 1
+        elif depth and source.startswith("&&", i):
+            return True
+        i += 1
+    return False
+
+
+_NEEDS_BACKTRACKING = re.compile(r"perl operator|bad repetition operator|invalid escape sequence: \\\d", re.I)
 
 
 def _why(message: str) -> str:
-    lowered = message.lower()
-    if "perl operator" in lowered or "repetition operator" in lowered or "invalid escape" in lowered:
-        return f"{message} ({_BACKTRACKING})"
-    return message
+    # Only RE2's errors for lookaround, backreferences and possessive/atomic forms get the backtracking hint.
+    return f"{message} ({_BACKTRACKING})" if _NEEDS_BACKTRACKING.search(message) else message
 
 
 class Regex:
@@ -44,6 +82,9 @@ class Regex:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        refused = _java_only(source)
+        if refused is not None:
+            raise RegexError(refused)
         try:
             self._compiled: Any = re2.compile(source, _OPTIONS)
         except re2.error as exc:
@@ -52,16 +93,20 @@ class Regex:
 
     @property
     def group_names(self) -> frozenset[str]:
+        """Names of the pattern's named groups."""
         return frozenset(self._compiled.groupindex)
 
     @property
     def group_count(self) -> int:
+        """Number of capturing groups, named ones included."""
         return int(self._compiled.groups)
 
     def fullmatch(self, text: str) -> bool:
+        """True when the whole of `text` matches (Java's `matches()`)."""
         return self._compiled.fullmatch(text) is not None
 
     def search(self, text: str) -> bool:
+        """True when the pattern matches somewhere in `text` (Java's `find()`)."""
         return self._compiled.search(text) is not None
 
     def groups(self, text: str) -> dict[str, str] | None:
@@ -89,6 +134,7 @@ class Replacement:
         self._parts: list[str | int | tuple[str]] = _parse_replacement(source, regex)
 
     def expand(self, match: Any) -> str:
+        """The replacement text for one match (a group that did not take part contributes "")."""
         out = []
         for part in self._parts:
             if isinstance(part, str):
@@ -114,14 +160,27 @@ def _parse_replacement(source: str, regex: Regex) -> list[str | int | tuple[str]
                 raise RegexError(f"the replacement refers to group {name!r}, which the pattern does not define")
             parts.append((name,))
         elif number is not None:
-            if int(number) > regex.group_count:
-                raise RegexError(f"the replacement refers to group {number}, but the pattern has {regex.group_count}")
-            parts.append(int(number))
+            group, rest = _java_group_number(number, regex.group_count)
+            parts.append(group)
+            if rest:
+                parts.append(rest)
         else:
             raise RegexError("a lone '$' in the replacement; write '\\$' for a literal dollar")
     if last < len(source):
         parts.append(source[last:])
     return parts
+
+
+def _java_group_number(digits: str, groups: int) -> tuple[int, str]:
+    """Java's rule for `$12`: the first digit always, then more digits while the group exists (`$12` with one
+    group is group 1 followed by "2")."""
+    number = int(digits[0])
+    if number > groups:
+        raise RegexError(f"the replacement refers to group {number}, but the pattern has {groups}")
+    used = 1
+    while used < len(digits) and int(digits[: used + 1]) <= groups:
+        number, used = int(digits[: used + 1]), used + 1
+    return number, digits[used:]
 
 
 def compile_regex(source: str) -> Regex:

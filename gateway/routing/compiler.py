@@ -16,7 +16,7 @@ from gateway.errors import ConfigError, ConfigIssue
 from gateway.exchange import Filter, MatchHints, Next, Predicate, UpstreamRef
 from gateway.registry import Registry
 from gateway.routing.chain import compose
-from gateway.routing.pathpattern import PathPattern, compile_path_pattern
+from gateway.routing.pathpattern import compile_path_pattern
 from gateway.routing.route import Route, RouteOptions, UpstreamTimeouts, parse_route_uri
 from gateway.routing.table import RouteTable
 from gateway.routing.weights import WeightGroups
@@ -162,6 +162,7 @@ class _Compiler:
             definition.metadata,
             UpstreamTimeouts.of(self.settings.timeouts, entry.options),
             entry.options.allowed_flags(),
+            CorsPolicy(entry.options.cors) if entry.options.cors is not None else None,
         )
 
     def chain(self, ctx: BuildContext, path: str, defaults: Components, own: Components) -> Next | None:
@@ -214,9 +215,7 @@ def compile_config(
         globalcors = validate_model(GlobalCors, data["globalcors"] or {}, c.key("globalcors"), c.fail)
     if c.issues:
         raise ConfigError(c.issues)
-    table = RouteTable([r for r in routes if r is not None], version)
-    table.cors = _cors_table(table, entries, globalcors)
-    table.weights = c.weights
+    table = RouteTable([r for r in routes if r is not None], version, _global_cors(globalcors), c.weights)
     config = GatewayConfig(
         source=doc.source,
         routes=tuple(e.definition for e in entries if e is not None),
@@ -232,20 +231,35 @@ SPRING_BLOCKS = (("spring", "cloud", "gateway", "server", "webflux"), ("spring",
 
 
 def _gateway_block(c: _Compiler, data: Any) -> dict[str, Any]:
-    """The mapping that holds routes: the file itself, or SCG's block inside a Spring application.yml."""
+    """The mapping that holds routes: the file itself, or SCG's block inside a Spring application.yml.
+
+    With the 4.3+ prefix (`spring.cloud.gateway.server.webflux`) present, that block is the one read, and any
+    other key left at `spring.cloud.gateway` is an error rather than silently dropped.
+    """
     if not isinstance(data, dict):
         raise ConfigError([c.doc.issue("", "the routes file must be a mapping with a 'routes' list")])
     if "spring" not in data:
         return data
-    for keys in SPRING_BLOCKS:
-        block: Any = data
-        for key in keys:
-            block = block.get(key) if isinstance(block, dict) else None
-        if isinstance(block, dict) and ("routes" in block or keys == SPRING_BLOCKS[-1]):
-            c.base = ".".join(keys)
-            # Other Spring properties of the application.yml are not ours to read; only the gateway block is.
-            return {k: v for k, v in block.items() if not (keys == SPRING_BLOCKS[-1] and k == "server")}
-    raise ConfigError([c.doc.issue("spring", "a Spring application.yml needs a spring.cloud.gateway block")])
+    outer = _descend(data, SPRING_BLOCKS[1])
+    if outer is None:
+        raise ConfigError([c.doc.issue("spring", "a Spring application.yml needs a spring.cloud.gateway block")])
+    inner = _descend(data, SPRING_BLOCKS[0])
+    if inner is None:
+        c.base = ".".join(SPRING_BLOCKS[1])
+        return outer
+    c.base = ".".join(SPRING_BLOCKS[0])
+    for key in set(outer) - {"server"}:
+        c.fail(
+            join(".".join(SPRING_BLOCKS[1]), str(key)), "this file uses the server.webflux prefix; move this key there"
+        )
+    return inner
+
+
+def _descend(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
+    block: Any = data
+    for key in keys:
+        block = block.get(key) if isinstance(block, dict) else None
+    return block if isinstance(block, dict) else None
 
 
 def _unknown_key(key: str, base: str) -> str:
@@ -257,28 +271,10 @@ def _unknown_key(key: str, base: str) -> str:
     return f"unknown top-level key; expected one of {', '.join(TOP_LEVEL)}"
 
 
-def _cors_table(table: RouteTable, entries: list[_Entry | None], globalcors: GlobalCors | None) -> CorsTable | None:
-    """Per-route CORS keyed by each route's Path patterns (`/**` without one), in rank order; then the global."""
-    by_id = {e.definition.id: e for e in entries if e is not None}
-    pairs: list[tuple[PathPattern, CorsPolicy]] = []
-    for route in table.routes:
-        cors = route.options.cors
-        if cors is not None:
-            policy = CorsPolicy(cors)
-            pairs += [(pattern, policy) for pattern in _path_patterns(by_id[route.id])]
-    if globalcors is not None:
-        for source, cors in globalcors.patterns():
-            pairs.append((compile_path_pattern(source), CorsPolicy(cors)))
-    return CorsTable(pairs) if pairs else None
-
-
-def _path_patterns(entry: _Entry) -> list[PathPattern]:
-    # As SCG does for metadata.cors: the route's Path predicate decides where its CORS applies.
-    for pdef, config in entry.predicates:
-        if pdef.name == "Path" and hasattr(config, "patterns"):
-            trailing = bool(getattr(config, "match_trailing_slash", True))
-            return [compile_path_pattern(p, match_trailing_slash=trailing) for p in config.patterns]
-    return [compile_path_pattern("/**")]
+def _global_cors(globalcors: GlobalCors | None) -> CorsTable | None:
+    if globalcors is None or not globalcors.cors_configurations:
+        return None
+    return CorsTable([(compile_path_pattern(p), CorsPolicy(cfg)) for p, cfg in globalcors.patterns()])
 
 
 def load_routes_file(

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.config.definitions import RouteDefinition
-from gateway.cors import CorsConfig
+from gateway.cors import CorsConfig, CorsPolicy
 from gateway.exchange import Endpoint, Exchange, MatchHints, Next, Predicate, UpstreamRef
 from gateway.routing.canonical import FLAGGED_ESCAPES
 from gateway.settings import Timeouts
@@ -161,6 +161,8 @@ class Route:
     timeouts: UpstreamTimeouts
     #: canonical-path flags (escapes, ';') this route accepts; computed once from `options`
     allowed_flags: frozenset[str]
+    #: this route's CORS policy (`metadata.cors`), compiled once; None: the global ones apply
+    cors: CorsPolicy | None = None
 
     def matches(self, exchange: Exchange) -> bool:
         """All predicates hold (logical AND); captured variables land in `exchange.path_vars`."""

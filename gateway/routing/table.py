@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gateway.cors import CorsTable
+from gateway.cors import CorsPolicy, CorsTable
 from gateway.exchange import Exchange
 from gateway.routing.route import Route
 from gateway.routing.weights import WeightGroups
@@ -61,13 +61,21 @@ def _host_key(host: str) -> str:
 class RouteTable:
     """Routes in rank order plus the index. Build once; never mutate; swap the whole table to change routes."""
 
-    def __init__(self, routes: Iterable[Route], version: int = 0, cors: CorsTable | None = None) -> None:
+    def __init__(
+        self,
+        routes: Iterable[Route],
+        version: int = 0,
+        global_cors: CorsTable | None = None,
+        weights: WeightGroups | None = None,
+    ) -> None:
         self.routes: tuple[Route, ...] = tuple(sorted(routes, key=lambda r: (r.order, r.position)))
         self.version = version
-        #: CORS policies by path; None when the file configures no CORS (the common, zero-cost case).
-        self.cors = cors
-        #: The Weight groups of this table; `weights.chooser.source` can be swapped to change splits live.
-        self.weights = WeightGroups()
+        self._global_cors = global_cors
+        #: False when the file configures no CORS at all: the dispatcher then skips every CORS step.
+        self.cors_enabled = global_cors is not None or any(r.cors is not None for r in self.routes)
+        #: The Weight groups the routes' Weight predicates share; `weights.chooser.source` can be swapped to
+        #: change splits live, without a recompile.
+        self.weights = weights if weights is not None else WeightGroups()
         self.by_id = {r.id: r for r in self.routes}
         self._any_host = _PrefixTrie()
         self._by_host: dict[str, _PrefixTrie] = {}
@@ -81,6 +89,10 @@ class RouteTable:
         for trie in tries:
             for prefix in prefixes:
                 trie.add(prefix, rank)
+
+    def global_cors(self, path: str) -> CorsPolicy | None:
+        """The `globalcors` policy for `path`, if any."""
+        return self._global_cors.lookup(path) if self._global_cors is not None else None
 
     def candidates(self, host: str, path: str) -> list[int]:
         """Ranks of routes that could match, ascending."""
