@@ -22,17 +22,23 @@ class AddRequestParameterConfig(ComponentConfig):
 
 
 class AddRequestParameter:
-    __slots__ = ("name", "value")
+    __slots__ = ("name", "value", "pair")
 
     def __init__(self, name: str, value: Template) -> None:
         self.name, self.value = encode_query(name), value
+        #: The whole encoded `name=value`, built once when the value has no variable.
+        self.pair = f"{self.name}={encode_query(value.source)}" if value.is_static else None
 
     async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
+        pair = self.pair
+        if pair is None:
+            # SECURITY: the value is encoded as query data, so a variable cannot add parameters ("&") or a fragment.
+            pair = f"{self.name}={encode_query(self.value.render(exchange.path_vars))}"
         query = exchange.query
-        if query and not query.endswith("&"):
-            query += "&"
-        # SECURITY: the value is encoded as query data, so a variable cannot add parameters ("&") or a fragment.
-        exchange.query = f"{query}{self.name}={encode_query(self.value.render(exchange.path_vars))}"
+        if not query:
+            exchange.query = pair
+        else:
+            exchange.query = f"{query}{pair}" if query.endswith("&") else f"{query}&{pair}"
         return await call_next(exchange)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec, header_name, header_value
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, ResponseHeaderName, header_value
 from gateway.template import Template
 
 
 class AddResponseHeaderConfig(ComponentConfig):
-    name: str = Field(description="Header name (an RFC 9110 token).", min_length=1, max_length=256, pattern=HEADER_NAME)
+    name: ResponseHeaderName = Field(description="Header name (an RFC 9110 token).")
     value: str = Field(
         description="Header value; `{var}` is replaced by a variable captured by Path or Host.",
         max_length=8192,
@@ -19,7 +19,6 @@ class AddResponseHeaderConfig(ComponentConfig):
         True, description="When false, the header is added only if the response does not already carry it."
     )
 
-    _name = field_validator("name")(header_name)
     _value = field_validator("value")(header_value)
 
 

@@ -13,11 +13,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.headers import Headers
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec
+from gateway.headers import Headers, is_token
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, spring_enum
 
 Strategy = Literal["RETAIN_FIRST", "RETAIN_LAST", "RETAIN_UNIQUE"]
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 class DedupeResponseHeaderConfig(ComponentConfig):
@@ -35,15 +34,11 @@ class DedupeResponseHeaderConfig(ComponentConfig):
     @classmethod
     def _tokens(cls, value: str) -> str:
         for name in value.split():
-            if not _TOKEN.issuperset(name):
+            if not is_token(name):
                 raise ValueError(f"{name!r} is not a header name (an RFC 9110 token); separate names with spaces")
         return value
 
-    @field_validator("strategy", mode="before")
-    @classmethod
-    def _strategy(cls, value: object) -> object:
-        # Spring binds enums leniently: retain_first, retain-first and RETAIN_FIRST are the same.
-        return value.strip().upper().replace("-", "_") if isinstance(value, str) else value
+    _strategy = field_validator("strategy", mode="before")(spring_enum)
 
 
 def dedupe(headers: Headers, name: str, strategy: Strategy) -> None:

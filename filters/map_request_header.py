@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec, header_name
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, HeaderName, RequestHeaderName
 
 
 class MapRequestHeaderConfig(ComponentConfig):
-    from_header: str = Field(
-        description="Header whose values are copied (any header, Host included); absent: the filter does nothing.",
-        min_length=1,
-        max_length=256,
-        pattern=HEADER_NAME,
+    from_header: HeaderName = Field(
+        description="Header whose values are copied (any header, Host included); absent: the filter does nothing."
     )
-    to_header: str = Field(
-        description="Header the values are appended to (created when absent).",
-        min_length=1,
-        max_length=256,
-        pattern=HEADER_NAME,
+    # SECURITY: not a forwarding header: copying a client's header into X-Forwarded-For would forge it.
+    to_header: RequestHeaderName = Field(
+        description="Header the values are appended to (created when absent); not Host, framing or a forwarding header."
     )
-
-    _to = field_validator("to_header")(header_name)
 
     @model_validator(mode="after")
     def _distinct(self) -> MapRequestHeaderConfig:

@@ -6,7 +6,7 @@ from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, Next, Response
 from gateway.spec import BuildContext, ComponentConfig, FilterSpec
-from gateway.uri import PathTemplate, finish_path, slashes_are_separators
+from gateway.uri import PathTemplate
 
 
 class PrefixPathConfig(ComponentConfig):
@@ -32,21 +32,19 @@ def join_prefix(prefix: str, path: str) -> str:
 
 
 class PrefixPath:
-    __slots__ = ("template",)
+    __slots__ = ("template", "limit")
 
-    def __init__(self, template: PathTemplate) -> None:
-        self.template = template
+    def __init__(self, template: PathTemplate, limit: int) -> None:
+        self.template, self.limit = template, limit
 
     async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
-        rendered = self.template.render(exchange.path_vars, slashes_are_separators(exchange))
-        # Only the rendered prefix is checked: the request's own path was canonicalised on arrival.
-        prefix = rendered if self.template.template.is_static else finish_path(rendered)
-        exchange.path = join_prefix(prefix, exchange.path)
+        # Only the prefix is checked: the request's own path was canonicalised (and its length bounded) on arrival.
+        exchange.path = join_prefix(self.template.path(exchange, self.limit), exchange.path)
         return await call_next(exchange)
 
 
 def build(config: PrefixPathConfig, context: BuildContext) -> PrefixPath:
-    return PrefixPath(PathTemplate(config.prefix))
+    return PrefixPath(PathTemplate(config.prefix), context.settings.limits.max_request_line)
 
 
 SPEC = FilterSpec(

@@ -21,14 +21,7 @@ from gateway.exchange import Exchange, Next, Response
 from gateway.headers import Headers
 from gateway.spec import BuildContext, ComponentConfig, FilterSpec
 from gateway.template import Template
-from gateway.uri import (
-    PathTemplate,
-    check_query_text,
-    finish_path,
-    probe,
-    render_query_template,
-    slashes_are_separators,
-)
+from gateway.uri import PathTemplate, check_query_text, probe, render_query_template
 
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.DOTALL)  # config text only
 _AUTHORITY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@\[\]]|%[0-9A-Fa-f]{2})+")
@@ -61,12 +54,21 @@ class RedirectTarget:
     query: Template | None
     fragment: Template | None
 
-    def render(self, variables: Mapping[str, str], slashes: bool, request_query: str) -> str:
-        """The Location value; `request_query` (raw, may be "") is appended to the target's own query."""
+    @property
+    def is_static(self) -> bool:
+        """No variable anywhere: the Location is the URL as configured (plus the request's query, if asked)."""
+        parts = (self.origin, self.path, self.query, self.fragment)
+        return all(part is None or part.is_static for part in parts)
+
+    def render(self, exchange: Exchange, request_query: str, limit: int) -> str:
+        """The Location value; `request_query` (raw, may be "") is appended to the target's own query.
+
+        Raises BadRequest (a dot segment) or UriTooLong (a path longer than `limit`) from the path rule.
+        """
+        variables = exchange.path_vars
         out = [self._origin(variables)] if self.origin is not None else []
         if self.path is not None:
-            path = self.path.render(variables, slashes)
-            out.append(path if self.path.template.is_static else finish_path(path))
+            out.append(self.path.path(exchange, limit))
         query = render_query_template(self.query, variables) if self.query is not None else None
         if request_query:
             query = f"{query}&{request_query}" if query else request_query
@@ -139,20 +141,25 @@ class RedirectToConfig(ComponentConfig):
 
 
 class RedirectTo:
-    __slots__ = ("status", "target", "include_query")
+    __slots__ = ("status", "target", "include_query", "limit", "fixed")
 
-    def __init__(self, status: int, target: RedirectTarget, include_query: bool) -> None:
-        self.status, self.target, self.include_query = status, target, include_query
+    def __init__(self, status: int, target: RedirectTarget, include_query: bool, limit: int, url: str) -> None:
+        self.status, self.target, self.include_query, self.limit = status, target, include_query, limit
+        #: The Location when nothing varies: a static target renders as the URL as written.
+        self.fixed = url if target.is_static else None
 
     async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
         query = exchange.query if self.include_query else ""
-        location = self.target.render(exchange.path_vars, slashes_are_separators(exchange), query)
+        location = self.fixed if not query else None
+        if location is None:
+            location = self.target.render(exchange, query, self.limit)
         return Response(self.status, Headers([("Location", location)]))  # the upstream is never contacted
 
 
 def build(config: RedirectToConfig, context: BuildContext) -> RedirectTo:
     target = parse_target(config.url, config.allow_variable_host)
-    return RedirectTo(config.status, target, config.include_request_params)
+    limit = context.settings.limits.max_request_line
+    return RedirectTo(config.status, target, config.include_request_params, limit, config.url)
 
 
 SPEC = FilterSpec(

@@ -5,18 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, HeaderName
 
 
 class RemoveRequestHeaderConfig(ComponentConfig):
     # Any name is accepted: removing Host or a framing header is harmless, because the forwarder writes Host,
     # framing and X-Forwarded-* itself after every filter has run.
-    name: str = Field(
-        description="Header name (an RFC 9110 token), matched case-insensitively.",
-        min_length=1,
-        max_length=256,
-        pattern=HEADER_NAME,
-    )
+    name: HeaderName = Field(description="Header name (an RFC 9110 token), matched case-insensitively.")
 
 
 class RemoveRequestHeader:

@@ -5,18 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, HeaderName
 
 
 class RemoveResponseHeaderConfig(ComponentConfig):
     # Any name is accepted: the writer frames the response itself, so removing Content-Length only makes it
     # chunked, and Connection-management headers are the writer's anyway.
-    name: str = Field(
-        description="Header name (an RFC 9110 token), matched case-insensitively.",
-        min_length=1,
-        max_length=256,
-        pattern=HEADER_NAME,
-    )
+    name: HeaderName = Field(description="Header name (an RFC 9110 token), matched case-insensitively.")
 
 
 class RemoveResponseHeader:

@@ -2,27 +2,32 @@
 
 SCG's patterns use a look-behind and a look-ahead, which RE2 does not run; the same match is expressed with groups:
 `^(protocols)://` + host[:port] + optional `/v<digits>`, followed by "/". Only host[:port] (and the version when
-stripped) is replaced; the scheme is kept.
+stripped) is replaced; the scheme is kept. No regex substitution runs here: the result is the Location with its
+prefix swapped for a host of at most 261 characters, so it cannot grow out of proportion.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, AliasChoices, Field, ValidationInfo, field_validator
 
 from gateway.exchange import Exchange, Next, Response
 from gateway.regex import Regex, compile_regex
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec, header_name
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, ResponseHeaderName, spring_enum, valid_regex
+from gateway.uri import check_authority
 
 StripVersion = Literal["NEVER_STRIP", "AS_IN_REQUEST", "ALWAYS_STRIP"]
 DEFAULT_PROTOCOLS = "https?|ftps?"
 _VERSIONED_PATH = compile_regex(r"/v\d+/.*")
-_HOST_VALUE = r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%]+)(?::\d{1,5})?$"
 
 
 def location_patterns(protocols: str) -> tuple[Regex, Regex]:
-    """(host:port, host:port + version) patterns for `protocols`; RegexError when they do not compile."""
+    """(host:port, host:port + version) patterns for `protocols`; RegexError when they do not compile.
+
+    `protocols` must compile on its own too, so that it cannot close the group it is placed in (`a)|(.*`).
+    """
+    compile_regex(protocols)
     head = rf"^(?P<lrhscheme>(?:{protocols})://)(?P<lrhhost>[^:/]+(?::\d+)?)"
     return compile_regex(head + "/"), compile_regex(head + r"(?P<lrhversion>/v\d+)?/")
 
@@ -44,14 +49,9 @@ class RewriteLocationResponseHeaderConfig(ComponentConfig):
         description="NEVER_STRIP, AS_IN_REQUEST (strip `/v1`-style versions unless the request path had one) or "
         "ALWAYS_STRIP. SCG's `stripVersionMode` spelling is accepted too.",
     )
-    location_header_name: str = Field(
-        "Location", description="The response header to rewrite.", min_length=1, max_length=256, pattern=HEADER_NAME
-    )
-    host_value: str | None = Field(
-        None,
-        description="Replacement host[:port]; default: the Host the client sent.",
-        max_length=261,
-        pattern=_HOST_VALUE,
+    location_header_name: ResponseHeaderName = Field("Location", description="The response header to rewrite.")
+    host_value: Annotated[str, AfterValidator(check_authority)] | None = Field(
+        None, description="Replacement host[:port]; default: the Host the client sent.", max_length=261
     )
     protocols: str = Field(
         DEFAULT_PROTOCOLS,
@@ -60,15 +60,10 @@ class RewriteLocationResponseHeaderConfig(ComponentConfig):
         max_length=256,
     )
 
-    @field_validator("strip_version", mode="before")
-    @classmethod
-    def _mode(cls, value: object) -> object:
-        # Spring binds enums leniently (always-strip, Always_Strip); "" in a shortcut means the default.
-        if isinstance(value, str):
-            return value.strip().upper().replace("-", "_") or "AS_IN_REQUEST"
-        return value
+    # Spring binds enums leniently (always-strip, Always_Strip); a blank one means the default.
+    _mode = field_validator("strip_version", mode="before")(spring_enum)
 
-    @field_validator("location_header_name", "protocols", "host_value", mode="before")
+    @field_validator("strip_version", "location_header_name", "protocols", "host_value", mode="before")
     @classmethod
     def _blank_is_default(cls, value: object, info: ValidationInfo) -> object:
         # SCG's documented shortcut `RewriteLocationResponseHeader=AS_IN_REQUEST, Location, ,` leaves args blank.
@@ -76,12 +71,11 @@ class RewriteLocationResponseHeaderConfig(ComponentConfig):
             return cls.model_fields[info.field_name].default
         return value
 
-    _header = field_validator("location_header_name")(header_name)
-
     @field_validator("protocols")
     @classmethod
     def _protocols(cls, value: str) -> str:
-        location_patterns(value)  # RegexError is a ValueError with the reason
+        valid_regex(value)  # the reason, for the pattern as the user wrote it
+        location_patterns(value)
         return value
 
 

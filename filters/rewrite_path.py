@@ -1,4 +1,9 @@
-"""RewritePath: rewrite the request path with a Java-syntax regex and replacement, run on RE2 (SCG semantics)."""
+"""RewritePath: rewrite the request path with a Java-syntax regex and replacement, run on RE2 (SCG semantics).
+
+A pattern that can match the empty string between two characters is refused at load (it would insert the
+replacement between every two characters), and a rewritten path longer than the server's `limits.max_request_line`
+is refused with 414, so no request can grow into a huge one upstream.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,9 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.regex import Regex, RegexError, Replacement, compile_regex, regex_validator
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec
-from gateway.uri import check_path_text, finish_path
+from gateway.regex import Regex, RegexError, Replacement, compile_regex
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, replacing_regex
+from gateway.uri import check_path_length, check_path_text, finish_path, sub_within
 
 
 class _Probe:
@@ -21,7 +26,8 @@ class _Probe:
 
 class RewritePathConfig(ComponentConfig):
     regexp: str = Field(
-        description="Java-syntax regex (run on RE2) applied to the percent-encoded path; every match is replaced.",
+        description="Java-syntax regex (run on RE2) applied to the percent-encoded path; every match is replaced. "
+        "It must not match the empty string between two characters (`/?`, `x*`).",
         min_length=1,
         max_length=1024,
     )
@@ -31,7 +37,7 @@ class RewritePathConfig(ComponentConfig):
         max_length=2048,
     )
 
-    _regexp = field_validator("regexp")(regex_validator)
+    _regexp = field_validator("regexp")(replacing_regex)
 
     @field_validator("replacement")
     @classmethod
@@ -48,24 +54,24 @@ class RewritePathConfig(ComponentConfig):
 
 
 class RewritePath:
-    __slots__ = ("regex", "replacement")
+    __slots__ = ("regex", "replacement", "limit")
 
-    def __init__(self, regex: Regex, replacement: Replacement) -> None:
-        self.regex, self.replacement = regex, replacement
+    def __init__(self, regex: Regex, replacement: Replacement, limit: int) -> None:
+        self.regex, self.replacement, self.limit = regex, replacement, limit
 
     async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
         path = exchange.path
-        rewritten = self.regex.sub(self.replacement, path)
+        rewritten = check_path_length(sub_within(self.regex, self.replacement, path, self.limit), self.limit)
         if rewritten != path:
             # Groups are slices of the encoded path, so nothing needs encoding; but a match can still glue
             # pieces into "//" or "..", which finish_path merges or refuses.
-            exchange.path = finish_path(rewritten)
+            exchange.path = check_path_length(finish_path(rewritten), self.limit)
         return await call_next(exchange)
 
 
 def build(config: RewritePathConfig, context: BuildContext) -> RewritePath:
     regex = compile_regex(config.regexp)
-    return RewritePath(regex, Replacement(config.replacement, regex))
+    return RewritePath(regex, Replacement(config.replacement, regex), context.settings.limits.max_request_line)
 
 
 SPEC = FilterSpec(

@@ -1,48 +1,69 @@
 """RewriteResponseHeader: a Java-syntax regex replacement applied to every value of a response header.
 
 The pattern runs on RE2 (gateway/regex.py), so a route's regex stays linear-time on whatever an upstream sends.
+A pattern that can match the empty string between two characters is refused at load, and a rewritten value is
+capped at 16 KiB: past that the filter answers 500 (the route's config, not the upstream, made it too long), and
+the substitution stops as soon as the cap is crossed, so the work stays bounded too.
 """
 
 from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from gateway.errors import InternalError
 from gateway.exchange import Exchange, Next, Response
 from gateway.headers import to_wire
-from gateway.regex import Regex, Replacement, compile_regex, regex_validator, replacement_validator
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec, header_name, header_value
+from gateway.regex import Regex, Replacement, compile_regex, replacement_validator
+from gateway.spec import (
+    BuildContext,
+    ComponentConfig,
+    FilterSpec,
+    ResponseHeaderName,
+    header_value,
+    replacing_regex,
+)
+from gateway.uri import sub_within
+
+#: Longest rewritten value, in bytes on the wire.
+MAX_VALUE = 16 * 1024
 
 
 class RewriteResponseHeaderConfig(ComponentConfig):
-    name: str = Field(description="Header name (an RFC 9110 token).", min_length=1, max_length=256, pattern=HEADER_NAME)
+    # Rewriting Content-Length or Transfer-Encoding would desynchronise the client connection.
+    name: ResponseHeaderName = Field(description="Header name (an RFC 9110 token).")
     regexp: str = Field(
-        description="Java-syntax regular expression; every match in every value is replaced.", max_length=1024
+        description="Java-syntax regular expression; every match in every value is replaced. It must not match "
+        "the empty string between two characters (`x*`, `,?`).",
+        min_length=1,
+        max_length=1024,
     )
     replacement: str = Field(
         description="Java replacement: `$1`, `${name}` (or `$\\{name}`) insert groups; `\\$` is a literal dollar.",
         max_length=4096,
     )
 
-    # Rewriting Content-Length or Transfer-Encoding would desynchronise the client connection.
-    _name = field_validator("name")(header_name)
-    _regexp = field_validator("regexp")(regex_validator)
+    _regexp = field_validator("regexp")(replacing_regex)
     _replacement_text = field_validator("replacement")(header_value)
     _replacement_groups = field_validator("replacement")(replacement_validator("regexp"))
 
 
-def rewrite_value(regex: Regex, replacement: Replacement, value: str) -> str:
-    """`value` (wire form: octets held latin-1-decoded) with every match replaced.
+def rewrite_value(regex: Regex, replacement: Replacement, value: str, limit: int = MAX_VALUE) -> str | None:
+    """`value` (wire form: octets held latin-1-decoded) with every match replaced; None when longer than `limit`.
 
     A UTF-8 value is matched as text, so `.` is one character and a non-ASCII pattern or replacement means what
     it says; other octets are matched as they are and left untouched.
     """
-    if value.isascii():
-        return to_wire(regex.sub(replacement, value))
-    try:
-        text = value.encode("latin-1").decode("utf-8")
-    except UnicodeDecodeError:
-        return regex.sub(replacement, value)
-    return to_wire(regex.sub(replacement, text))
+    text = value
+    if not value.isascii():
+        try:
+            text = value.encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:
+            return sub_within(regex, replacement, value, limit)
+    rewritten = sub_within(regex, replacement, text, limit)
+    if rewritten is None:
+        return None
+    wire = to_wire(rewritten)
+    return wire if len(wire) <= limit else None  # UTF-8 may be longer than the text
 
 
 class RewriteResponseHeader:
@@ -56,7 +77,13 @@ class RewriteResponseHeader:
         headers = response.headers
         values = headers.get_all(self.name)
         if values:
-            rewritten = [rewrite_value(self.regex, self.replacement, value) for value in values]
+            rewritten = []
+            for value in values:
+                new = rewrite_value(self.regex, self.replacement, value)
+                if new is None:
+                    # Config-induced (the route's replacement grew the value), hence 500 rather than 502.
+                    raise InternalError(f"RewriteResponseHeader would make {self.name} longer than {MAX_VALUE} bytes")
+                rewritten.append(new)
             headers.remove(self.name)
             for value in rewritten:
                 headers.add(self.name, value)

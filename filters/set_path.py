@@ -6,7 +6,7 @@ from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, Next, Response
 from gateway.spec import BuildContext, ComponentConfig, FilterSpec
-from gateway.uri import PathTemplate, finish_path, slashes_are_separators
+from gateway.uri import PathTemplate
 
 
 class SetPathConfig(ComponentConfig):
@@ -27,19 +27,18 @@ class SetPathConfig(ComponentConfig):
 
 
 class SetPath:
-    __slots__ = ("template",)
+    __slots__ = ("template", "limit")
 
-    def __init__(self, template: PathTemplate) -> None:
-        self.template = template
+    def __init__(self, template: PathTemplate, limit: int) -> None:
+        self.template, self.limit = template, limit
 
     async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
-        rendered = self.template.render(exchange.path_vars, slashes_are_separators(exchange))
-        exchange.path = finish_path(rendered)
+        exchange.path = self.template.path(exchange, self.limit)
         return await call_next(exchange)
 
 
 def build(config: SetPathConfig, context: BuildContext) -> SetPath:
-    return SetPath(PathTemplate(config.template))
+    return SetPath(PathTemplate(config.template), context.settings.limits.max_request_line)
 
 
 SPEC = FilterSpec(

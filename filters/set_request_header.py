@@ -5,26 +5,18 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec, header_name, header_value
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, RequestHeaderName, header_value
 from gateway.template import Template
 
 
-def not_host(value: str) -> str:
-    """Validator: Host has its own filter, which also makes the forwarder keep it."""
-    if value.lower() == "host":
-        raise ValueError("Host cannot be set with this filter; use SetRequestHostHeader")
-    return value
-
-
 class SetRequestHeaderConfig(ComponentConfig):
-    name: str = Field(description="Header name (an RFC 9110 token).", min_length=1, max_length=256, pattern=HEADER_NAME)
+    # Host has its own filter (which also makes the forwarder keep it); RequestHeaderName points there.
+    name: RequestHeaderName = Field(description="Header name (an RFC 9110 token).")
     value: str = Field(
         description="The one value sent upstream; `{var}` is replaced by a variable captured by Path or Host.",
         max_length=8192,
     )
 
-    _name = field_validator("name")(not_host)
-    _reserved = field_validator("name")(header_name)
     _value = field_validator("value")(header_value)
 
 

@@ -9,31 +9,7 @@ from gateway.exchange import Exchange, Next, Response
 from gateway.hygiene import PRESERVE_HOST
 from gateway.spec import BuildContext, ComponentConfig, FilterSpec
 from gateway.template import Template
-
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
-_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
-
-
-def _valid_port(port: str) -> bool:
-    return 1 <= len(port) <= 5 and port.isascii() and port.isdigit() and 0 < int(port) <= 65535
-
-
-def _valid_name(host: str) -> bool:
-    return 0 < len(host) <= 253 and _NAME_CHARS.issuperset(host) and host[0] not in ".-" and ".." not in host
-
-
-def valid_authority(value: str) -> bool:
-    """True for `host`, `host:port`, `[v6]` or `[v6]:port` (host names of letters, digits, `-`, `.`, `_`).
-
-    Checked with plain string operations: the value may come from request data (a path variable).
-    """
-    if value.startswith("["):
-        literal, bracket, rest = value[1:].partition("]")
-        if not bracket or not literal or not _IPV6_CHARS.issuperset(literal) or ":" not in literal:
-            return False
-        return rest == "" or (rest.startswith(":") and _valid_port(rest[1:]))
-    host, colon, port = value.partition(":")
-    return _valid_name(host) and (not colon or _valid_port(port))
+from gateway.uri import check_authority, probe, valid_authority
 
 
 class SetRequestHostHeaderConfig(ComponentConfig):
@@ -46,12 +22,8 @@ class SetRequestHostHeaderConfig(ComponentConfig):
     @field_validator("host")
     @classmethod
     def _authority(cls, value: str) -> str:
-        template = Template(value)
         # Each variable stands for one label here; what a request actually fills in is checked per request.
-        sample = template.render(dict.fromkeys(template.names, "x"))
-        if not valid_authority(sample):
-            raise ValueError(f"{value!r} is not a host[:port] (e.g. api.example.org or 10.0.0.5:8443)")
-        return value
+        return check_authority(value, probe(Template(value)))
 
 
 class SetRequestHostHeader:

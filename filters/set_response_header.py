@@ -5,19 +5,18 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec, header_name, header_value
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, ResponseHeaderName, header_value
 from gateway.template import Template
 
 
 class SetResponseHeaderConfig(ComponentConfig):
-    name: str = Field(description="Header name (an RFC 9110 token).", min_length=1, max_length=256, pattern=HEADER_NAME)
+    # Framing and connection headers of the response belong to the gateway's writer (ResponseHeaderName).
+    name: ResponseHeaderName = Field(description="Header name (an RFC 9110 token).")
     value: str = Field(
         description="The one value sent to the client; `{var}` is replaced by a variable captured by Path or Host.",
         max_length=8192,
     )
 
-    # Framing and connection headers of the response belong to the gateway's writer.
-    _name = field_validator("name")(header_name)
     _value = field_validator("value")(header_value)
 
 

@@ -7,7 +7,7 @@ from http import HTTPStatus
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, Next, Response
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, FilterSpec
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, ResponseHeaderName
 
 #: Spring HttpStatus names that Python's http.HTTPStatus spells differently (or lacks on 3.11).
 SPRING_NAMES = {
@@ -45,12 +45,8 @@ def parse_status(value: object) -> int:
 
 class SetStatusConfig(ComponentConfig):
     status: int = Field(description="New status: a number (200-599) or a name such as UNAUTHORIZED.", ge=200, le=599)
-    original_status_header_name: str | None = Field(
-        None,
-        description="When set, the upstream's original status is reported in this response header.",
-        min_length=1,
-        max_length=256,
-        pattern=HEADER_NAME,
+    original_status_header_name: ResponseHeaderName | None = Field(
+        None, description="When set, the upstream's original status is reported in this response header."
     )
 
     @field_validator("status", mode="before")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import re2
 
@@ -116,9 +116,38 @@ class Regex:
             return None
         return {k: v for k, v in match.groupdict().items() if v is not None}
 
-    def sub(self, replacement: Replacement, text: str) -> str:
-        """Every match replaced (Java's replaceAll)."""
-        return str(self._compiled.sub(replacement.expand, text))
+    @overload
+    def sub(self, replacement: Replacement, text: str) -> str: ...
+
+    @overload
+    def sub(self, replacement: Replacement, text: str, limit: int) -> str | None: ...
+
+    def sub(self, replacement: Replacement, text: str, limit: int | None = None) -> str | None:
+        """Every match replaced, as Java's replaceAll; None once the result would exceed `limit` characters.
+
+        Our own loop over RE2's search: an empty match is replaced once (the bindings' iterator replaced one at
+        the end of the text twice), and with a limit the work stops as soon as the output outgrows it, whatever
+        the pattern (`.` with a 4 KB replacement on a 64 KB value would otherwise build 256 MB first).
+        """
+        out: list[str] = []
+        size, pos, end_of_text = 0, 0, len(text)
+        while pos <= end_of_text:
+            match = self._compiled.search(text, pos)
+            if match is None:
+                break
+            start, stop = match.span()
+            piece = text[pos:start] + replacement.expand(match)
+            if stop == start:  # an empty match: keep the next character and move past it, as Java does
+                piece += text[stop : stop + 1]
+                stop += 1
+            size += len(piece)
+            if limit is not None and size > limit:
+                return None
+            out.append(piece)
+            pos = stop
+        out.append(text[pos:])
+        result = "".join(out)
+        return None if limit is not None and len(result) > limit else result
 
     def __repr__(self) -> str:
         return f"Regex({self.source!r})"

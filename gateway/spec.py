@@ -8,21 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from gateway.addresses import parse_cidr
 from gateway.errors import HeaderInjection
 from gateway.exchange import Filter, MatchHints, Predicate
-from gateway.headers import check_value
+from gateway.headers import TOKEN_PATTERN, check_value
+from gateway.regex import RegexError, compile_regex, regex_validator
 from gateway.routing.weights import WeightGroups
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
 
-#: An RFC 9110 field name (token); config schemas use it as a pattern for header-name arguments.
-HEADER_NAME = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
+#: An RFC 9110 token as a schema pattern (header names, cookie names); derived from gateway.headers' one definition.
+HEADER_NAME = TOKEN_PATTERN
 
 ShortcutType = Literal["default", "gather_list", "gather_list_tail_flag"]
 Status = Literal["stable", "alpha"]
@@ -115,7 +127,7 @@ def compiles_each(compile_one: Callable[[str], object], error: type[Exception]) 
     return check
 
 
-#: Header names a filter may not set from config: framing, connection management and Host belong to the gateway.
+#: Header names no filter may set from config: framing, connection management and Host belong to the gateway.
 RESERVED_HEADERS = frozenset(
     {
         "host",
@@ -131,11 +143,59 @@ RESERVED_HEADERS = frozenset(
 )
 
 
+@cache
+def reserved_request_headers() -> frozenset[str]:
+    """RESERVED_HEADERS plus the forwarding headers (gateway.hygiene.FORWARDING): the names no filter may set on
+    the request sent upstream."""
+    # Imported here, not at the top: gateway.hygiene -> routing.route -> cors imports this module.
+    from gateway.hygiene import FORWARDING
+
+    return RESERVED_HEADERS | FORWARDING
+
+
 def header_name(value: str) -> str:
-    """Validator for config header names: refuse the ones the gateway owns (framing, Connection, Host)."""
+    """Validator for a header name a filter *sets on the request*: refuse the names the gateway owns.
+
+    Those are framing, Connection and Host, and the forwarding headers (X-Forwarded-*, Forwarded, X-Real-IP):
+    the gateway writes them from the socket peer and `trusted_proxies` after every filter has run, appending to
+    what is there, so a value a filter put there (perhaps copied from the client) would reach the upstream as a
+    trusted claim. The stricter default is the one a plugin gets when it does not say which side it writes.
+    """
+    lower = value.lower()
+    if lower == "host":
+        raise ValueError(
+            f"{value} is managed by the gateway and cannot be set by a filter; use SetRequestHostHeader "
+            "(or PreserveHostHeader) to choose the Host sent upstream"
+        )
+    if lower in RESERVED_HEADERS:
+        raise ValueError(f"{value} is managed by the gateway and cannot be set by a filter")
+    # SECURITY: the upstream trusts forwarding headers because only the gateway writes them (hygiene.py).
+    if lower in reserved_request_headers():
+        raise ValueError(
+            f"{value} is managed by the gateway and cannot be set by a filter: forwarding headers are written by "
+            "the gateway from the socket peer, or kept only from `trusted_proxies` (settings); a value set here "
+            "would reach the upstream as if the gateway had vouched for it"
+        )
+    return value
+
+
+def response_header_name(value: str) -> str:
+    """Validator for a header name a filter sets on the response: refuse framing, Connection and Host.
+
+    Forwarding header names are allowed here: on a response they are only information for the client, and
+    nothing in the gateway or an upstream trusts them.
+    """
     if value.lower() in RESERVED_HEADERS:
         raise ValueError(f"{value} is managed by the gateway and cannot be set by a filter")
     return value
+
+
+#: A header name in config: an RFC 9110 token. Each field adds its own `Field(description=...)`.
+HeaderName = Annotated[str, Field(min_length=1, max_length=256, pattern=HEADER_NAME)]
+#: A header name a filter sets on the request sent upstream (see `header_name`).
+RequestHeaderName = Annotated[HeaderName, AfterValidator(header_name)]
+#: A header name a filter sets on the response sent to the client (see `response_header_name`).
+ResponseHeaderName = Annotated[HeaderName, AfterValidator(response_header_name)]
 
 
 def header_value(value: str) -> str:
@@ -145,6 +205,70 @@ def header_value(value: str) -> str:
     except HeaderInjection as exc:
         raise ValueError(exc.detail) from exc
     return value
+
+
+def spring_enum(value: object) -> object:
+    """Before-validator for enum names: Spring binds them leniently, so `retain-first`, ` Retain_First ` and
+    `RETAIN_FIRST` are the same constant."""
+    return value.strip().upper().replace("-", "_") if isinstance(value, str) else value
+
+
+def valid_regex(value: str | None) -> str | None:
+    """Validator: the Java-syntax pattern runs on RE2 (gateway.regex); ValueError naming the reason otherwise."""
+    try:
+        return regex_validator(value)
+    except RegexError as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from exc
+
+
+#: One character of each kind RE2's zero-width assertions tell apart: a word character, another character, and a
+#: line end. An empty match between two characters depends only on theirs (see `replacing_regex`).
+_NEIGHBOURS = (("a", "a"), ("-", "-"), ("\\n", "\n"))
+
+
+def replacing_regex(value: str) -> str:
+    """Validator for a pattern whose every match is replaced (RewritePath, RewriteResponseHeader).
+
+    Besides compiling, the pattern must not match the empty string *between two characters* (`""`, `x*`, `/?`,
+    `\\b`): the replacement would be inserted at every such position, and an 8 KB value with a 4 KB replacement
+    would become 32 MB. Empty matches at the start or end only (`^`, `$`, `^(.*)$`) happen at most twice and are
+    allowed. Zero-width assertions in RE2 only look at the neighbouring characters, so testing every pair of
+    neighbour kinds decides it exactly.
+    """
+    valid_regex(value)
+    if any(_empty_between(value, before, after) for before in _NEIGHBOURS for after in _NEIGHBOURS):
+        raise ValueError(
+            f"{value!r} matches the empty string between characters, so the replacement would be inserted "
+            "between every two characters of the value; make it match at least one character (`x+` rather than "
+            "`x*`) or anchor it (`^`, `$`, `^(.*)$`)"
+        )
+    return value
+
+
+def _empty_between(pattern: str, before: tuple[str, str], after: tuple[str, str]) -> bool:
+    """Whether `pattern` (which compiles) can match "" between the characters `before` and `after`."""
+    text = before[1] + after[1]
+    # An unterminated \Q quote (legal at the end of a pattern) would swallow the closing ")": end it first.
+    for body in (pattern, pattern + "\\E"):
+        try:
+            return compile_regex(f"{before[0]}(?:{body}){after[0]}").fullmatch(text)
+        except RegexError:
+            continue
+    return False  # cannot happen for a pattern that compiles alone; the run-time cap still bounds the result
+
+
+#: The `sources` of RemoteAddr and XForwardedRemoteAddr: networks parsed (and checked) at load.
+CidrSources = Annotated[
+    list[str],
+    Field(
+        description="Client networks in CIDR form (`192.168.0.0/16`, `2001:db8::/32`); a plain address means "
+        "that one address. IP literals only.",
+        min_length=1,
+        max_length=256,
+    ),
+    BeforeValidator(one_or_many),
+    AfterValidator(compiles_each(parse_cidr, ValueError)),
+]
 
 
 C = TypeVar("C", bound=ComponentConfig)

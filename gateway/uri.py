@@ -15,16 +15,24 @@ The path rule, for every path a filter builds or rewrites (PrefixPath, SetPath, 
 
 Literal text from config is checked at load: path characters and valid %XX escapes only, no "//", no dot segment,
 no query or fragment. Only config text is matched with Python's `re` here; request data never is.
+
+A built path longer than the server's `limits.max_request_line` is refused with 414: a template repeating a
+variable, or a regex replacement, must not turn a short request into a huge one upstream.
+
+Authorities (`host[:port]`) have one grammar here too, `valid_authority`, for a Host the gateway receives, sends
+or writes into a Location.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping
 from urllib.parse import quote, unquote_plus
 
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, UriTooLong
 from gateway.exchange import PATH_ESCAPES, Exchange
+from gateway.regex import Regex, Replacement
 from gateway.template import Template
 
 #: Sub-delimiters and ":@" a segment keeps unescaped; ";" is escaped (a path parameter the route did not allow).
@@ -35,6 +43,8 @@ _PATH_TEXT = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
 _QUERY_TEXT = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
 _DOT_SEGMENTS = frozenset({".", "..", "%2E", "%2E%2E", ".%2E", "%2E."})
 _PROBE = "x"  # stands in for a variable when config text is checked at load
+_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "-._")
+_IPV6_CHARS = frozenset(string.hexdigits + ":.")
 
 
 def encode_segment(text: str) -> str:
@@ -75,6 +85,14 @@ def finish_path(path: str) -> str:
             name = segment.partition(";")[0]
             if len(name) <= 6 and name.upper() in _DOT_SEGMENTS:
                 raise BadRequest("the rewritten path would contain a '.' or '..' segment")
+    return path
+
+
+def check_path_length(path: str | None, limit: int) -> str:
+    """`path`, or UriTooLong (414) when a filter built it longer than `limit` (the server's request-line limit);
+    None stands for a path found too long while it was being built (`sub_within`)."""
+    if path is None or len(path) > limit:
+        raise UriTooLong(f"the rewritten path would be longer than {limit} bytes")
     return path
 
 
@@ -120,6 +138,10 @@ class PathTemplate:
         self.template = Template(source)
         check_path_text(probe(self.template))
 
+    @property
+    def is_static(self) -> bool:
+        return self.template.is_static
+
     def render(self, variables: Mapping[str, str], slashes: bool) -> str:
         """The path with every placeholder filled; not yet `finish_path`ed. Unknown names stay, escaped."""
         if self.template.is_static:
@@ -130,6 +152,52 @@ class PathTemplate:
             # An uncaptured name stays as written (docs/routes.md), escaped so its braces are path data.
             values[name] = encode_path_value(value, slashes) if value is not None else "%7B" + name + "%7D"
         return self.template.render(values)
+
+    def path(self, exchange: Exchange, limit: int) -> str:
+        """The path for this exchange, safe to forward: the static text as checked at load, or the rendering
+        `finish_path`ed. Raises BadRequest (a dot segment) or UriTooLong (longer than `limit`)."""
+        if self.template.is_static:
+            return self.template.source
+        rendered = self.render(exchange.path_vars, slashes_are_separators(exchange))
+        return check_path_length(finish_path(rendered), limit)
+
+
+def sub_within(regex: Regex, replacement: Replacement, text: str, limit: int) -> str | None:
+    """`regex.sub(replacement, text)`, or None when the result would be longer than `limit` characters
+    (the substitution stops as soon as it outgrows `limit`, so work and memory stay bounded)."""
+    return regex.sub(replacement, text, limit)
+
+
+def valid_authority(value: str) -> bool:
+    """True for `name`, `name:port`, `[v6]` or `[v6]:port`: the gateway's one grammar for a Host.
+
+    A name is 1-253 letters, digits, "-", "." and "_", not starting with "." or "-", without ".."; an IPv6
+    literal is hex digits, ":" and "." with at least one ":"; a port is 1-65535. Stricter than RFC 3986's
+    reg-name on purpose: no "%", "~" or sub-delimiters, which no DNS name has and which an upstream or a cache
+    may read differently. Plain string operations: the value may be request data (a Host, a path variable).
+    """
+    if value.startswith("["):
+        literal, bracket, rest = value[1:].partition("]")
+        if not bracket or not literal or ":" not in literal or not _IPV6_CHARS.issuperset(literal):
+            return False
+        return rest == "" or (rest.startswith(":") and _valid_port(rest[1:]))
+    name, colon, port = value.partition(":")
+    valid_name = 0 < len(name) <= 253 and _NAME_CHARS.issuperset(name) and name[0] not in ".-" and ".." not in name
+    return valid_name and (not colon or _valid_port(port))
+
+
+def _valid_port(port: str) -> bool:
+    return 1 <= len(port) <= 5 and port.isascii() and port.isdigit() and 0 < int(port) <= 65535
+
+
+def check_authority(value: str, sample: str | None = None) -> str:
+    """Validator: `value` (or `sample`, a template's rendering with stand-ins) is a host[:port]; ValueError."""
+    if not valid_authority(value if sample is None else sample):
+        raise ValueError(
+            f"{value!r} is not a host[:port]: the pattern is name[:port] or [IPv6][:port] "
+            "(e.g. api.example.org or 10.0.0.5:8443)"
+        )
+    return value
 
 
 def render_query_template(template: Template, variables: Mapping[str, str]) -> str:

@@ -62,3 +62,19 @@ async def test_catastrophic_patterns_run_in_linear_time() -> None:
 
     results = await asyncio.wait_for(asyncio.to_thread(run), timeout=10)  # a guard against a hang, not a benchmark
     assert results == [False, False, False]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [("$", "a,b", "a,b-"), ("x*", "abc", "-a-b-c-"), ("\\b", "ab cd", "-ab- -cd-"), ("a", "banana", "b-n-n-")],
+)
+def test_sub_follows_java_replace_all_on_empty_matches(pattern: str, text: str, expected: str) -> None:
+    regex = compile_regex(pattern)
+    assert regex.sub(Replacement("-", regex), text) == expected
+
+
+def test_sub_stops_once_the_result_outgrows_the_limit() -> None:
+    regex = compile_regex(".")
+    big = Replacement("x" * 4096, regex)
+    assert regex.sub(big, "a" * 65536, 16384) is None
+    assert regex.sub(big, "ab", 16384) == "x" * 8192

@@ -13,15 +13,13 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange
-from gateway.regex import Regex, RegexError, compile_regex
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec
-
-# RFC 6265 cookie-name is a token, like a header name; `$` is allowed for old-style attribute cookies.
-COOKIE_NAME = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
+from gateway.regex import Regex, compile_regex
+from gateway.spec import BuildContext, ComponentConfig, HeaderName, PredicateSpec, valid_regex
 
 
 class CookieConfig(ComponentConfig):
-    name: str = Field(description="Cookie name (case-sensitive).", min_length=1, max_length=256, pattern=COOKIE_NAME)
+    # RFC 6265: a cookie-name is a token, like a header name (`$` included, for old-style attribute cookies).
+    name: HeaderName = Field(description="Cookie name (case-sensitive).")
     regexp: str = Field(
         description="Regex one value must match in full (as Java's matches()); required — use `.*` to match any "
         "value of a present cookie.",
@@ -29,14 +27,7 @@ class CookieConfig(ComponentConfig):
         max_length=1024,
     )
 
-    @field_validator("regexp")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            compile_regex(value)
-        except RegexError as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from exc
-        return value
+    _regexp = field_validator("regexp")(valid_regex)
 
 
 def cookie_values(exchange: Exchange, name: str) -> list[str]:

@@ -8,27 +8,19 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange
-from gateway.regex import Regex, RegexError, compile_regex
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, PredicateSpec
+from gateway.regex import Regex, compile_regex
+from gateway.spec import BuildContext, ComponentConfig, HeaderName, PredicateSpec, valid_regex
 
 
 class HeaderConfig(ComponentConfig):
-    header: str = Field(description="Header name.", min_length=1, max_length=256, pattern=HEADER_NAME)
+    header: HeaderName = Field(description="Header name.")
     regexp: str | None = Field(
         None,
         description="Regex one value must match in full (as Java's matches()); absent: presence only.",
         max_length=1024,
     )
 
-    @field_validator("regexp")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                compile_regex(value)
-            except RegexError as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from exc
-        return value
+    _regexp = field_validator("regexp")(valid_regex)
 
 
 class HeaderPredicate:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange
-from gateway.spec import HEADER_NAME, BuildContext, ComponentConfig, PredicateSpec, one_or_many
-
-_TOKEN = re.compile(HEADER_NAME)  # a method is an RFC 9110 token, like a header name
+from gateway.headers import is_token
+from gateway.spec import BuildContext, ComponentConfig, PredicateSpec, one_or_many
 
 
 class MethodConfig(ComponentConfig):
@@ -23,7 +20,7 @@ class MethodConfig(ComponentConfig):
     @classmethod
     def _tokens(cls, value: list[str]) -> list[str]:
         upper = [m.strip().upper() for m in value]
-        bad = [m for m in upper if not _TOKEN.fullmatch(m)]
+        bad = [m for m in upper if not is_token(m)]  # a method is an RFC 9110 token, like a header name
         if bad:
             raise ValueError(f"not HTTP methods: {bad}")
         return upper

@@ -12,8 +12,8 @@ from urllib.parse import unquote_plus
 from pydantic import Field, field_validator
 
 from gateway.exchange import Exchange, ExchangeKey
-from gateway.regex import Regex, RegexError, compile_regex
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec
+from gateway.regex import Regex, compile_regex
+from gateway.spec import BuildContext, ComponentConfig, PredicateSpec, valid_regex
 
 Params = dict[str, list[str | None]]
 
@@ -32,13 +32,7 @@ class QueryConfig(ComponentConfig):
     @field_validator("regexp")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if not value:
-            return None  # SCG treats an empty regexp as "presence only"
-        try:
-            compile_regex(value)
-        except RegexError as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from exc
-        return value
+        return valid_regex(value or None)  # SCG treats an empty regexp as "presence only"
 
 
 def parse_query(query: str) -> Params:

@@ -9,23 +9,13 @@ client can write. An entry that is not an IP address where the client should be 
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
-
-from gateway.addresses import CidrSet, client_behind_proxies, parse_cidr
+from gateway.addresses import CidrSet, client_behind_proxies
 from gateway.exchange import Exchange
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec, compiles_each, one_or_many
+from gateway.spec import BuildContext, CidrSources, ComponentConfig, PredicateSpec
 
 
 class RemoteAddrConfig(ComponentConfig):
-    sources: list[str] = Field(
-        description="Client networks in CIDR form (`192.168.0.0/16`, `2001:db8::/32`); a plain address means "
-        "that one address. IP literals only.",
-        min_length=1,
-        max_length=256,
-    )
-
-    _one_or_many = field_validator("sources", mode="before")(one_or_many)
-    _valid = field_validator("sources")(compiles_each(parse_cidr, ValueError))
+    sources: CidrSources
 
 
 class RemoteAddrPredicate:

@@ -12,20 +12,15 @@ left was written by the client and can be spoofed. RemoteAddr walks the trusted 
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from gateway.addresses import CidrSet, nth_from_right, parse_cidr
+from gateway.addresses import CidrSet, nth_from_right
 from gateway.exchange import Exchange
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec, compiles_each, one_or_many
+from gateway.spec import BuildContext, CidrSources, ComponentConfig, PredicateSpec
 
 
 class XForwardedRemoteAddrConfig(ComponentConfig):
-    sources: list[str] = Field(
-        description="Client networks in CIDR form (`192.168.0.0/16`, `2001:db8::/32`); a plain address means "
-        "that one address. IP literals only.",
-        min_length=1,
-        max_length=256,
-    )
+    sources: CidrSources
     max_trusted_index: int = Field(
         1,
         description="Which X-Forwarded-For entry is the client, counted from the right (1 = right-most): the "
@@ -33,9 +28,6 @@ class XForwardedRemoteAddrConfig(ComponentConfig):
         ge=1,
         le=64,
     )
-
-    _one_or_many = field_validator("sources", mode="before")(one_or_many)
-    _valid = field_validator("sources")(compiles_each(parse_cidr, ValueError))
 
 
 class XForwardedRemoteAddrPredicate:

@@ -25,9 +25,15 @@ Pick = Callable[[Exchange, str, int], int]
 
 
 class WeightSource(Protocol):
-    """The current (route id, weight) members of a group, in a stable order; None when the group is unknown."""
+    """Where a chooser reads the weights: the configured ones, or live ones the canary work supplies."""
 
-    def members(self, group: str) -> Members | None: ...
+    def members(self, group: str) -> Members | None:
+        """The group's current (route id, weight) pairs, in an order that is the same on every call and in every
+        worker (the bucket → route mapping depends on it); None when the group is unknown.
+
+        Weights are integers >= 0. Called on every draw, so it must be cheap and must not block.
+        """
+        ...
 
 
 class StaticWeights:
@@ -37,10 +43,16 @@ class StaticWeights:
         self._groups = {g: tuple(m) for g, m in groups.items()}
 
     def members(self, group: str) -> Members | None:
+        """The group's members in registration (routes file) order; None for an unknown group."""
         return self._groups.get(group)
 
 
 def random_bucket(exchange: Exchange, group: str, total: int) -> int:
+    """The default `Pick`: a uniformly random bucket in [0, total); `total` is > 0 (the chooser guarantees it).
+
+    Not sticky: the same client may land on another route next time. Supply a `Pick` that hashes a stable key
+    (a cookie, a user id) for sticky splits; it must return a value in [0, total).
+    """
     return random.randrange(total)
 
 
@@ -52,6 +64,14 @@ class WeightChooser:
         self.pick = pick
 
     def chosen(self, group: str, exchange: Exchange) -> str | None:
+        """The id of the route of `group` this exchange belongs to, or None when no route can have it.
+
+        None when the source does not know the group, or every weight is 0. The first call per exchange and
+        group draws (reading the source's current weights); every later call for that exchange and group, from
+        any route's Weight predicate, returns the same answer, cached on the exchange under `CHOICES` — so
+        exactly one route of the group matches, even if the weights change meanwhile. Never raises unless the
+        source or `pick` does.
+        """
         choices = exchange.get(CHOICES)
         if choices is None:
             choices = {}
@@ -85,9 +105,21 @@ class WeightGroups:
         self.chooser = WeightChooser(StaticWeights({}))
 
     def register(self, group: str, route_id: str, weight: int) -> WeightChooser:
+        """Add `route_id` with `weight` to `group` (order of registration is the draw order) and return the
+        chooser every Weight predicate of this compile shares. Resets that chooser's source to the configured
+        weights, the new member included: a live source is installed after the compile, not during it.
+
+        Does not check for duplicates: registering a route twice in a group counts it twice (the Weight
+        predicate refuses that at load, using `configured`).
+        """
         self._groups.setdefault(group, []).append((route_id, weight))
         self.chooser.source = StaticWeights(self._groups)
         return self.chooser
 
     def configured(self) -> Mapping[str, Members]:
+        """A snapshot of the weights registered so far, group -> (route id, weight) pairs in registration order.
+
+        A copy: later registrations do not change it, and changing it changes nothing here. It is what the
+        routes file says, whatever source the chooser currently reads.
+        """
         return {g: tuple(m) for g, m in self._groups.items()}

@@ -13,13 +13,11 @@ from gateway.headers import Headers
 from gateway.hygiene import FORWARDING, UPGRADE, strip_hop_by_hop
 from gateway.routing.canonical import canonicalize
 from gateway.settings import Settings
+from gateway.uri import valid_authority
 
 if TYPE_CHECKING:
     from gateway.server.protocol import HttpProtocol
 
-# Host names as DNS and IP literals spell them; RFC 3986 sub-delims (",", ";", ...) are legal in a reg-name but
-# no real host uses them, and "a,b" would become a two-element X-Forwarded-Host list.
-_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%]*)(?::\d{1,5})?")
 _ABSOLUTE = re.compile(r"(?i)(https?)://([^/?#]*)(.*)")
 
 
@@ -56,7 +54,7 @@ def _host(head: RequestHead, authority: str | None) -> str:
     host = hosts[0].strip() if hosts else ""
     if not host and head.version != "1.0":
         raise BadRequest("HTTP/1.1 requests must carry a Host header")
-    if host and not _HOST.fullmatch(host):
+    if host and not valid_authority(host):
         raise BadRequest("invalid Host header")
     if authority is not None and authority.lower() != host.lower():
         # SECURITY: route on one authority and forward another is a classic cache-poisoning/routing bypass.

@@ -123,3 +123,13 @@ def test_invalid_prefix(filters: str, fragment: str) -> None:
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:
     issues = config_issues(config_only_route(filters=filters))
     assert any(p == path and fragment in m for p, m in issues), issues
+
+
+async def test_a_prefix_repeating_a_variable_cannot_build_a_huge_path(
+    upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    # The rendered prefix alone would be 8404 characters, over limits.max_request_line (8192): 414.
+    gw = await start_gateway(one_route(upstream.url, '["PrefixPath=/{s}/{s}/{s}/{s}"]', '["Path=/x/{s}"]'))
+    reply = await fetch(gw, "/x/" + "a" * 2100)
+    assert reply.status == 414
+    assert upstream.hits == []

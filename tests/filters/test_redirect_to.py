@@ -178,3 +178,27 @@ def test_invalid_config(filters: str, path: str, fragment: str) -> None:
     issues = config_issues(config_only_route(filters=filters))
     where = f"routes[0].filters[0].args.{path}"
     assert any(p == where and fragment in m for p, m in issues), issues
+
+
+async def test_a_target_repeating_a_variable_cannot_build_a_huge_location(start_gateway: StartGateway) -> None:
+    gw = await start_gateway(redirecting("no://op", '["RedirectTo=302, /r/{s}/{s}/{s}/{s}"]', "/x/{s}"))
+    assert (await fetch(gw, "/x/" + "a" * 2100)).status == 414
+    reply = await fetch(gw, "/x/b")
+    assert (reply.status, reply.headers["Location"]) == (302, "/r/b/b/b/b")
+
+
+@pytest.mark.parametrize(
+    ("include", "sent", "location"),
+    [
+        ("false", "/p?q=1", "https://acme.org/a%20b/c?x=1&y=%2F#frag"),
+        ("true", "/p", "https://acme.org/a%20b/c?x=1&y=%2F#frag"),
+        ("true", "/p?q=1", "https://acme.org/a%20b/c?x=1&y=%2F&q=1#frag"),
+    ],
+)
+async def test_a_static_target_is_the_url_as_written(
+    start_gateway: StartGateway, include: str, sent: str, location: str
+) -> None:
+    # Built once at load; the request's query is added per request, and only when asked for.
+    url = "https://acme.org/a%20b/c?x=1&y=%2F#frag"
+    gw = await start_gateway(redirecting("no://op", f"['RedirectTo=302, {url}, {include}']"))
+    assert (await fetch(gw, sent)).headers["Location"] == location

@@ -141,3 +141,19 @@ def test_invalid_config(filters: str, path: str, fragment: str) -> None:
     issues = config_issues(config_only_route(filters=filters))
     where = f"routes[0].filters[0].args.{path}" if path else "routes[0].filters[0]"
     assert any(p == where and fragment in m for p, m in issues), issues
+
+
+@pytest.mark.parametrize("host", ["a..b", ".a", "-a", "a~b", "a%41", "x:0", "x:99999", "[1.2.3.4]", "a:1:2"])
+def test_host_value_follows_the_gateways_one_host_grammar(host: str) -> None:
+    # gateway.uri.valid_authority, shared with SetRequestHostHeader: stricter than the old pattern, which let these in.
+    issues = config_issues(
+        config_only_route(filters=f"[{{name: RewriteLocationResponseHeader, args: {{hostValue: '{host}'}}}}]")
+    )
+    assert any(p == "routes[0].filters[0].args.hostValue" and "not a host[:port]" in m for p, m in issues), issues
+
+
+def test_protocols_cannot_close_the_group_they_are_placed_in() -> None:
+    # Spliced into `^(?:<protocols>)://`, "https)|(.*" would compile and match any Location; alone it does not.
+    filters = "[{name: RewriteLocationResponseHeader, args: {protocols: 'https)|(.*'}}]"
+    issues = config_issues(config_only_route(filters=filters))
+    assert any(p == "routes[0].filters[0].args.protocols" and "invalid regular expression" in m for p, m in issues)

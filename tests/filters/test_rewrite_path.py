@@ -164,3 +164,38 @@ def test_invalid_config(shortcut: str, path: str, fragment: str) -> None:
 def test_too_many_shortcut_arguments() -> None:
     issues = config_issues(config_only_route(filters='["RewritePath=/a, /b, /c"]'))
     assert any(p == "routes[0].filters[0]" and "at most 2" in m for p, m in issues), issues
+
+
+# -- amplification: empty matches refused at load, rewritten paths capped ------------------------------------------
+
+
+@pytest.mark.parametrize("regexp", ["/?", "x*", "\\b", "(?:/a)?", ".*"])
+def test_patterns_matching_empty_between_characters_are_refused(regexp: str) -> None:
+    # `/?` would put the replacement between every two characters of the path.
+    issues = config_issues(config_only_route(filters=f"\n      - 'RewritePath={regexp}, /x'\n"))
+    where = "routes[0].filters[0].args.regexp"
+    assert any(p == where and "empty string between characters" in m for p, m in issues), issues
+
+
+async def test_an_anchored_empty_match_is_allowed(upstream: Upstream, start_gateway: StartGateway) -> None:
+    gw = await start_gateway(rewriting(upstream, "RewritePath=^, /api"))
+    assert (await fetch(gw, "/orders/7")).seen()["path"] == "/api/orders/7"
+
+
+async def test_a_rewritten_path_longer_than_the_request_line_limit_is_a_414(
+    upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    # Each "d" becomes 100 characters: 100 of them are 10000 > 8192 (limits.max_request_line); 50 are fine.
+    gw = await start_gateway(rewriting(upstream, "RewritePath=d, " + "c" * 100))
+    reply = await fetch(gw, "/" + "d" * 100)
+    assert reply.status == 414
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+    assert upstream.hits == []
+    assert (await fetch(gw, "/" + "d" * 50)).seen()["path"] == "/" + "c" * 5000
+
+
+async def test_the_limit_is_the_configured_request_line_limit(upstream: Upstream, start_gateway: StartGateway) -> None:
+    settings = Settings.model_validate({"limits": {"max_request_line": 1024}})
+    gw = await start_gateway(rewriting(upstream, "RewritePath=d, cc"), settings)
+    assert (await fetch(gw, "/" + "d" * 511)).status == 200  # "/" + 1022 characters
+    assert (await fetch(gw, "/" + "d" * 512)).status == 414

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from tests.conftest import StartGateway, StartUpstream, Upstream
-from tests.helpers import app_serving, config_issues, config_only_route, fetch, one_route
+from tests.conftest import StartGateway, StartUpstream, Upstream, status_of
+from tests.helpers import app_serving, config_issues, config_only_route, converse, fetch, one_route, parse_responses
 
 
 async def echoing_headers(start_upstream: StartUpstream) -> Upstream:
@@ -136,3 +137,81 @@ ARGS = "routes[0].filters[0].args"
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:
     issues = config_issues(config_only_route(filters=filters))
     assert any(p == path and fragment in m for p, m in issues), issues
+
+
+# -- amplification: empty matches refused at load, rewritten values capped -----------------------------------------
+
+
+@pytest.mark.parametrize("regexp", ["x*", ",?", "\\\\b", "(?:ab)?", "a|", ".*"])
+def test_patterns_matching_empty_between_characters_are_refused(regexp: str) -> None:
+    # Each would put the replacement between every two characters: 8 KB of value, 4 KB of replacement, 32 MB.
+    filters = f'[{{name: RewriteResponseHeader, args: {{name: X-A, regexp: "{regexp}", replacement: "b"}}}}]'
+    issues = config_issues(config_only_route(filters=filters))
+    assert any(p == f"{ARGS}.regexp" and "empty string between characters" in m for p, m in issues), issues
+
+
+def test_an_empty_pattern_is_refused() -> None:
+    issues = config_issues(config_only_route(filters='[{name: RewriteResponseHeader, args: {name: X-A, regexp: ""}}]'))
+    assert any(p == f"{ARGS}.regexp" and "at least 1 character" in m for p, m in issues), issues
+
+
+@pytest.mark.parametrize(
+    ("regexp", "replacement", "expected"),
+    [("^", "pre-", b"pre-a,b"), ("^(.*)$", "[$1]", b"[a,b]"), ("(?:^|,)", ";", b";a;b")],
+)
+async def test_empty_matches_at_the_ends_only_are_allowed(
+    start_upstream: StartUpstream, start_gateway: StartGateway, regexp: str, replacement: str, expected: bytes
+) -> None:
+    up = await echoing_headers(start_upstream)
+    filters = (
+        f'[{{name: RewriteResponseHeader, args: {{name: X-A, regexp: "{regexp}", replacement: "{replacement}"}}}}]'
+    )
+    gw = await start_gateway(one_route(up.url, filters))
+    assert (await fetch(gw, "/" + query(("X-A", "a,b")))).values("X-A") == [expected]
+
+
+async def sized_header(start_upstream: StartUpstream) -> Upstream:
+    """An upstream answering /<n> with `X-Big: a…a` (n characters)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text="hello", headers={"X-Big": "a" * int(request.match_info["n"])})
+
+    return await start_upstream(app_serving("/{n}", handler))
+
+
+async def test_a_rewritten_value_up_to_16_kib_is_sent(
+    start_upstream: StartUpstream, start_gateway: StartGateway
+) -> None:
+    up = await sized_header(start_upstream)
+    gw = await start_gateway(one_route(up.url, '["RewriteResponseHeader=X-Big, a, bb"]'))
+    # A raw socket: the aiohttp client refuses header fields over 8 KB.
+    raw = (await converse(gw.port, b"GET /8192 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).data
+    response = parse_responses(raw)[0]
+    assert response.status == 200
+    assert response.header("x-big") == "b" * 16384
+    assert response.body == b"hello"
+
+
+async def test_a_rewritten_value_over_16_kib_is_a_500(
+    start_upstream: StartUpstream, start_gateway: StartGateway
+) -> None:
+    up = await sized_header(start_upstream)
+    gw = await start_gateway(one_route(up.url, '["RewriteResponseHeader=X-Big, a, bb"]'))
+    raw = (await converse(gw.port, b"GET /8193 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).data
+    response = parse_responses(raw)[0]
+    assert response.status == 500  # the route's replacement, not the upstream, made the value too long
+    assert response.header("content-type") == "application/problem+json"
+    assert "X-Big longer than 16384 bytes" in json.loads(response.body)["detail"]
+    assert response.header("x-big") is None
+
+
+async def test_the_reviewers_amplification_stays_small(
+    start_upstream: StartUpstream, start_gateway: StartGateway
+) -> None:
+    # Every character of an 8000-byte value replaced by 4000 bytes was a 32 MB response; now a short 500.
+    up = await sized_header(start_upstream)
+    filters = '[{name: RewriteResponseHeader, args: {name: X-Big, regexp: ".", replacement: "%s"}}]' % ("b" * 4000)
+    gw = await start_gateway(one_route(up.url, filters))
+    raw = (await converse(gw.port, b"GET /8000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).data
+    assert status_of(raw) == 500
+    assert len(raw) < 4096

@@ -139,3 +139,14 @@ def test_invalid_template(filters: str, fragment: str) -> None:
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:
     issues = config_issues(config_only_route(filters=filters))
     assert any(p == path and fragment in m for p, m in issues), issues
+
+
+async def test_a_template_repeating_a_variable_cannot_build_a_huge_path(
+    upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    # Four copies of a 2100-character segment are 8404 > 8192 (limits.max_request_line): 414, nothing forwarded.
+    gw = await start_gateway(setting(upstream, "/{s}/{s}/{s}/{s}", "/x/{s}"))
+    reply = await fetch(gw, "/x/" + "a" * 2100)
+    assert reply.status == 414
+    assert upstream.hits == []
+    assert (await fetch(gw, "/x/" + "a" * 2000)).seen()["path"] == ("/" + "a" * 2000) * 4

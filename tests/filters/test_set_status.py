@@ -192,3 +192,12 @@ def test_kebab_case_argument_names_are_read_as_spring_does() -> None:
     text = config_only_route(filters="[{name: SetStatus, args: {status: 401, original-status-header-name: X-A}}]")
     config = Gateway().load_text(text)
     assert config.routes[0].filters[0].args["original-status-header-name"] == "X-A"
+
+
+@pytest.mark.parametrize("name", ["Content-Length", "Transfer-Encoding", "Connection"])
+def test_original_status_header_cannot_be_a_framing_header(name: str) -> None:
+    # The same rule as every response-header name a filter sets (gateway.spec.ResponseHeaderName).
+    filters = f"[{{name: SetStatus, args: {{status: 401, originalStatusHeaderName: {name}}}}}]"
+    issues = config_issues(config_only_route(filters=filters))
+    where = "routes[0].filters[0].args.originalStatusHeaderName"
+    assert any(p == where and "managed by the gateway" in m for p, m in issues), issues
