@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 from gateway.config.definitions import GatewayConfig
@@ -37,12 +38,13 @@ class Gateway:
         config, table = load_routes_file(path, self.registry, self.settings, self.dispatcher.terminal, self.version + 1)
         return self._swap(config, table)
 
-    def load_text(self, text: str, source: str = "<routes>") -> GatewayConfig:
-        """As `load_file`, from a string (tests, admin input)."""
+    def load_text(self, text: str, source: str = "<routes>", version: int | None = None) -> GatewayConfig:
+        """As `load_file`, from a string (tests, the supervisor's snapshots); `version` defaults to the next one."""
         doc, issues = load_yaml(text, source)
         if issues:
             raise ConfigError(issues)
-        config, table = compile_config(doc, self.registry, self.settings, self.dispatcher.terminal, self.version + 1)
+        number = self.version + 1 if version is None else version
+        config, table = compile_config(doc, self.registry, self.settings, self.dispatcher.terminal, number)
         return self._swap(config, table)
 
     def _swap(self, config: GatewayConfig, table: RouteTable) -> GatewayConfig:
@@ -51,8 +53,11 @@ class Gateway:
         log.info("routes version %d loaded from %s: %d routes", table.version, config.source, len(table))
         return config
 
-    async def start(self, host: str | None = None, port: int | None = None) -> DataServer:
-        self.server = await start_data_server(self.dispatcher.handle, self.settings, host=host, port=port)
+    async def start(
+        self, host: str | None = None, port: int | None = None, sock: socket.socket | None = None
+    ) -> DataServer:
+        """Serve the data port: on `host:port` (settings by default), or on an inherited listening `sock`."""
+        self.server = await start_data_server(self.dispatcher.handle, self.settings, host=host, port=port, sock=sock)
         return self.server
 
     async def stop(self) -> None:

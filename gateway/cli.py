@@ -15,6 +15,7 @@ from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.registry import RegistryError, load_registry
 from gateway.settings import Listen, Settings, load_settings
+from gateway.supervisor import Supervisor, compile_snapshot
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -26,7 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start the gateway")
     run.add_argument("--config", type=Path, default=Path("routes.yaml"), help="routes file (default ./routes.yaml)")
     run.add_argument("--listen", help="data port HOST:PORT (default 0.0.0.0:8080)")
-    run.add_argument("--settings", type=Path, help="settings YAML file")
+    run.add_argument("--settings", type=Path, help="settings YAML file (under SLUICEGATE_* env vars and flags)")
+    run.add_argument("--workers", type=int, help="worker processes (default 1: scale by replicas in a container)")
+    run.add_argument("--admin-listen", help="admin listener HOST:PORT (default 127.0.0.1:9090)")
+    run.add_argument("--drain-delay", type=float, help="seconds to keep serving after SIGTERM, readiness false")
+    run.add_argument("--drain-timeout", type=float, help="seconds in-flight requests get to finish (default 20)")
+    run.add_argument("--watch", action="store_true", help="reload routes when the file changes (SIGHUP always)")
     run.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     validate = sub.add_parser("validate", help="check a routes file; exit 0 when valid")
     validate.add_argument("file", type=Path)
@@ -61,12 +67,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, object] = {}
-    if getattr(args, "listen", None):
-        try:
+    """Defaults < --settings file < SLUICEGATE_* environment < flags."""
+    overrides: dict[str, Any] = {}
+    try:
+        if getattr(args, "listen", None):
             overrides["listen"] = Listen.parse(args.listen).model_dump()
-        except ValueError as exc:
-            raise SystemExit(f"sluicegate: --listen: {exc}") from exc
+        if getattr(args, "admin_listen", None):
+            overrides["admin"] = {"listen": Listen.parse(args.admin_listen).model_dump()}
+    except ValueError as exc:
+        raise SystemExit(f"sluicegate: {exc}") from exc
+    if getattr(args, "workers", None) is not None:
+        overrides["workers"] = args.workers
+    drain = {
+        k: v
+        for k, v in (("delay", getattr(args, "drain_delay", None)), ("timeout", getattr(args, "drain_timeout", None)))
+        if v is not None
+    }
+    if drain:
+        overrides["drain"] = drain
     return load_settings(args.settings, overrides)
 
 
@@ -85,42 +103,20 @@ def _filters(fmt: str) -> int:
 
 
 def _configure_logging(level: str) -> None:
+    """Logs on stderr; stdout carries only the workers' JSON access-log lines."""
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    access = logging.getLogger("sluicegate.access")
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    access.propagate = False
 
 
 def _run(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level)
-    gateway = Gateway(_settings(args))
-    config = gateway.load_file(args.config)  # refuses an invalid file before binding anything
-    return _event_loop_run(_serve(gateway, config.demo_upstream.listen if config.demo_upstream else None))
-
-
-async def _serve(gateway: Gateway, demo_listen: str | None) -> int:
-    from gateway.demo import start_demo_upstream
-
-    demo = None
-    if demo_listen:
-        where = Listen.parse(demo_listen)
-        demo = await start_demo_upstream(where.host, where.port)
-        logging.getLogger("sluicegate").info("demo echo backend on %s", where)
-    server = await gateway.start()
-    logging.getLogger("sluicegate").info("data port listening on %s:%d", gateway.settings.listen.host, server.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await gateway.stop()
-    if demo is not None:
-        await demo.cleanup()
-    return 0
+    settings = _settings(args)
+    registry = load_registry()
+    snapshot = compile_snapshot(args.config, registry, settings, 1)  # refuses an invalid file before binding
+    demo = snapshot.config.demo_upstream
+    supervisor = Supervisor(settings, args.config, snapshot, args.log_level, args.watch, registry)
+    return _event_loop_run(supervisor.run(demo.listen if demo is not None else None))
 
 
 def _demo(listen: str) -> int:

@@ -103,6 +103,15 @@ class ServiceUnavailable(GatewayError):
     status, title, kind = 503, "Service Unavailable", "unavailable"
 
 
+class Overloaded(ServiceUnavailable):
+    """A worker limit was reached; the client may retry shortly (load shedding)."""
+
+    kind = "overloaded"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail, headers=(("Retry-After", "1"),))
+
+
 class UpstreamTimeout(GatewayError):
     status, title, kind = 504, "Gateway Timeout", "upstream-timeout"
 

@@ -37,6 +37,8 @@ class ExchangeKey(Generic[T]):
 
 #: Which of %2F, %5C, %00 and ';' the request path held; the matched route decides whether that is allowed.
 PATH_ESCAPES: ExchangeKey[frozenset[str]] = ExchangeKey("path-escapes")
+#: Seconds from sending the request upstream to its response head (last attempt), for metrics and the access log.
+UPSTREAM_SECONDS: ExchangeKey[float] = ExchangeKey("upstream-seconds")
 #: Set by the dispatcher (or a filter) to have the server close the client connection after this response.
 CLOSE_CONNECTION: ExchangeKey[bool] = ExchangeKey("close-connection")
 

@@ -7,8 +7,10 @@ CLI fills it from `--settings FILE` (YAML) and flags; flags win over the file, t
 from __future__ import annotations
 
 import ipaddress
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -67,6 +69,12 @@ class Limits(_Model):
     max_header_bytes: int = Field(32768, ge=1024, le=1 << 20, description="Total header bytes before 431.")
     max_headers: int = Field(100, ge=8, le=1000, description="Number of header fields before 431.")
     max_pipelined: int = Field(32, ge=1, le=1024, description="Requests queued on one connection (pipelining).")
+    max_connections: int = Field(
+        10_000, ge=1, le=1_000_000, description="Client connections per worker; beyond it requests get 503."
+    )
+    max_in_flight: int = Field(
+        2_000, ge=1, le=1_000_000, description="Requests being served per worker; beyond it requests get 503."
+    )
     upstream_max_idle_per_endpoint: int = Field(
         64, ge=0, le=10000, description="Idle keep-alive connections kept per upstream endpoint."
     )
@@ -77,8 +85,35 @@ class UpstreamTls(_Model):
     ca_file: Path | None = Field(None, description="PEM bundle of CAs to trust instead of the system store.")
 
 
+class Admin(_Model):
+    listen: Listen = Field(
+        default_factory=lambda: Listen(host="127.0.0.1", port=9090),
+        description="Admin listener (health, metrics, routes view); never the data port.",
+    )
+
+
+class Drain(_Model):
+    delay: float = Field(
+        0.0, ge=0, le=120, description="Seconds to keep serving after SIGTERM with readiness false (for LBs)."
+    )
+    timeout: float = Field(
+        20.0, gt=0, le=600, description="Seconds in-flight requests get to finish; below Kubernetes' 30 s grace."
+    )
+
+
+class Observability(_Model):
+    access_log: bool = Field(True, description="One JSON line per request on stdout.")
+    request_id_header: str = Field(
+        "X-Request-Id", min_length=1, max_length=64, description="Accepted from trusted proxies, else generated."
+    )
+
+
 class Settings(_Model):
     listen: Listen = Field(default_factory=Listen)
+    admin: Admin = Field(default_factory=Admin)
+    workers: int = Field(1, ge=1, le=64, description="Worker processes; in a container scale by replicas.")
+    drain: Drain = Field(default_factory=Drain)
+    observability: Observability = Field(default_factory=Observability)
     trusted_proxies: tuple[IPNetwork, ...] = Field(
         (), description="CIDRs of proxies whose X-Forwarded-*/Forwarded headers are kept and appended to."
     )
@@ -105,12 +140,47 @@ class Settings(_Model):
         return ip is not None and any(ip in net for net in self.trusted_proxies)
 
 
-def load_settings(path: Path | None, overrides: dict[str, object] | None = None) -> Settings:
-    """Settings from an optional YAML file, with `overrides` (from flags) applied on top.
+ENV_PREFIX = "SLUICEGATE_"
 
-    Raises ConfigError naming the file and the setting at fault.
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`SLUICEGATE_TIMEOUTS__CONNECT=2` -> {"timeouts": {"connect": 2}}; values read as YAML scalars.
+
+    A comma-separated value for a list setting (`SLUICEGATE_TRUSTED_PROXIES=10.0.0.0/8,192.168.0.0/16`) is split.
     """
-    data: dict[str, object] = {}
+    out: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or not raw:
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        value: Any = yaml.safe_load(raw) if raw.strip() else raw
+        if path == ["trusted_proxies"] and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    path: Path | None, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings with one precedence: defaults < settings file < SLUICEGATE_* environment < flags (`overrides`).
+
+    Raises ConfigError naming the source and the setting at fault.
+    """
+    data: dict[str, Any] = {}
     source = str(path) if path else "settings"
     if path is not None:
         try:
@@ -120,9 +190,17 @@ def load_settings(path: Path | None, overrides: dict[str, object] | None = None)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError([ConfigIssue(source, "", "settings must be a mapping")])
         data = dict(loaded or {})
-    data.update(overrides or {})
+    env = env_overrides(os.environ if environ is None else environ)
+    data = _merge(_merge(data, env), overrides or {})
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        issues = [ConfigIssue(source, ".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
+        issues = [
+            ConfigIssue(
+                source if not env else f"{source} + {ENV_PREFIX}* environment",
+                ".".join(str(p) for p in err["loc"]),
+                err["msg"],
+            )
+            for err in exc.errors()
+        ]
         raise ConfigError(issues) from exc

@@ -29,6 +29,9 @@ FORWARDING_ADDED = {
     "x-forwarded-host",
     "x-forwarded-port",
     "forwarded",
+    # observability (docs/routes.md): a request id and a W3C trace context, generated when the client sent none
+    "x-request-id",
+    "traceparent",
 }
 CLIENT_CLAIMS = [
     ("X-Forwarded-For", "203.0.113.9"),
@@ -236,7 +239,8 @@ async def test_response_headers_pass_through_unchanged(
     assert proxied.body == direct.body
 
     def comparable(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        return sorted((n, v) for n, v in headers if n not in ("date", "connection"))
+        return sorted((n, v) for n, v in headers if n not in ("date", "connection", "x-request-id"))
 
     assert comparable(proxied.headers) == comparable(direct.headers)
+    assert len([v for n, v in proxied.headers if n == "x-request-id"]) == 1  # the one documented addition
     assert [v for n, v in proxied.headers if n == "server"] == [v for n, v in direct.headers if n == "server"]

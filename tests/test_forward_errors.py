@@ -20,6 +20,7 @@ from pydantic import Field
 
 from gateway.app import Gateway
 from gateway.exchange import Exchange, Next, Response
+from gateway.metrics import METRICS
 from gateway.registry import Registry, load_registry
 from gateway.settings import Settings, Timeouts
 from gateway.spec import BuildContext, ComponentConfig, FilterSpec
@@ -232,13 +233,14 @@ async def test_body_idle_timeout_aborts_the_client_response(start_raw: StartRaw,
 # -- a client that goes away ----------------------------------------------------------------------------------
 
 
-def access_statuses(caplog: pytest.LogCaptureFixture) -> list[int]:
-    return [int(json.loads(r.getMessage())["status"]) for r in caplog.records if r.name == "sluicegate.access"]
+def recorded(status: int) -> int:
+    """Requests this process's metrics recorded with `status` (499: the client went away)."""
+    return sum(h.count for (_, _, code), h in METRICS.requests.items() if code == status)
 
 
-async def wait_for_access_status(caplog: pytest.LogCaptureFixture, status: int) -> None:
+async def wait_for_recorded(status: int, before: int) -> None:
     async def poll() -> None:
-        while status not in access_statuses(caplog):
+        while recorded(status) <= before:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(poll(), GUARD)
@@ -257,9 +259,9 @@ async def leave(writer: asyncio.StreamWriter, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["close", "reset"])
 async def test_client_leaving_while_waiting_cancels_the_upstream_call(
-    how: str, start_cancellable: StartCancellable, start_gateway: StartGateway, caplog: pytest.LogCaptureFixture
+    how: str, start_cancellable: StartCancellable, start_gateway: StartGateway
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sluicegate.access")
+    aborted_before = recorded(499)
     started, cancelled = asyncio.Event(), asyncio.Event()
 
     async def slow(request: web.Request) -> web.Response:
@@ -277,14 +279,14 @@ async def test_client_leaving_while_waiting_cancels_the_upstream_call(
     await asyncio.wait_for(started.wait(), GUARD)
     await leave(writer, how)
     await asyncio.wait_for(cancelled.wait(), GUARD)
-    await wait_for_access_status(caplog, 499)
+    await wait_for_recorded(499, aborted_before)
 
 
 @pytest.mark.parametrize("how", ["close", "reset"])
 async def test_client_leaving_mid_body_cancels_the_upstream_stream(
-    how: str, start_cancellable: StartCancellable, start_gateway: StartGateway, caplog: pytest.LogCaptureFixture
+    how: str, start_cancellable: StartCancellable, start_gateway: StartGateway
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sluicegate.access")
+    aborted_before = recorded(499)
     stopped = asyncio.Event()
 
     async def endless(request: web.Request) -> web.StreamResponse:
@@ -304,7 +306,7 @@ async def test_client_leaving_mid_body_cancels_the_upstream_stream(
     assert (await asyncio.wait_for(reader.readuntil(b"tick\n"), GUARD)).startswith(b"HTTP/1.1 200")
     await leave(writer, how)
     await asyncio.wait_for(stopped.wait(), GUARD)
-    await wait_for_access_status(caplog, 499)
+    await wait_for_recorded(499, aborted_before)
 
 
 # -- an exception inside a filter -----------------------------------------------------------------------------

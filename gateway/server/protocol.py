@@ -28,6 +28,7 @@ from gateway.errors import (
 )
 from gateway.exchange import Exchange, Response
 from gateway.headers import Headers
+from gateway.metrics import METRICS
 from gateway.server.request import RequestHead, build_exchange
 from gateway.server.writer import UPGRADE_PAUSE, ResponseWriter
 from gateway.settings import Settings
@@ -80,6 +81,8 @@ class HttpProtocol(asyncio.Protocol):
         self.writer = ResponseWriter(self)
         self.closing = False
         self.lingering = False
+        self.draining = False
+        self.overloaded = False  # over max_connections: its requests get 503 and the connection closes
         self.client_eof = False
         self.trusted_peer = False
         #: Who asked for reading to pause (a body over its high-water mark, a queued pipelined request, an
@@ -101,12 +104,16 @@ class HttpProtocol(asyncio.Protocol):
             self.peer = (str(peer[0]), int(peer[1]))
         self.trusted_peer = self.settings.is_trusted_proxy(self.peer[0])  # once per connection, not per request
         self.connections.add(self)
+        METRICS.open_connections += 1
+        self.overloaded = len(self.connections) > self.limits.max_connections
         # A connection that never sends a byte is held no longer than a slow header would be.
         self._arm(self.timeouts.header_read, self._on_idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.connections.discard(self)
+        if self in self.connections:
+            self.connections.discard(self)
+            METRICS.open_connections -= 1
         self._disarm()
         error = ConnectionResetError("client connection lost")
         for pending in self.queue:
@@ -338,6 +345,12 @@ class HttpProtocol(asyncio.Protocol):
         self.timer = None
         log.info("header read timeout from %s:%s", *self.peer)
         self._fail(RequestTimeout("the request head did not arrive in time"))
+
+    def drain(self) -> None:
+        """Graceful shutdown: an idle connection closes now; one with a request in flight closes after its response."""
+        self.draining = True
+        if not self.queue and not self.reading_head and self.tunnel_sink is None:
+            self.close()
 
     def close(self) -> None:
         """Close now (also cuts a lingering close short, e.g. at shutdown)."""

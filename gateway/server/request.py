@@ -11,6 +11,14 @@ from gateway.errors import BadRequest, ExpectationFailed
 from gateway.exchange import PATH_ESCAPES, Exchange
 from gateway.headers import Headers
 from gateway.hygiene import FORWARDING, UPGRADE, strip_hop_by_hop
+from gateway.observability import (
+    REQUEST_ID,
+    TRACE_ID,
+    acceptable_request_id,
+    new_request_id,
+    new_traceparent,
+    parse_traceparent,
+)
 from gateway.routing.canonical import canonicalize
 from gateway.settings import Settings
 from gateway.uri import valid_authority
@@ -119,4 +127,24 @@ def build_exchange(head: RequestHead, proto: HttpProtocol, settings: Settings) -
         exchange.set(PATH_ESCAPES, canonical.escapes)
     if upgrade:
         exchange.set(UPGRADE, upgrade.strip().lower())
+    _trace(exchange, headers, proto.trusted_peer, settings.observability.request_id_header)
     return exchange, body
+
+
+def _trace(exchange: Exchange, headers: Headers, trusted: bool, id_header: str) -> None:
+    """Request id (kept from a trusted proxy, else generated) and W3C traceparent (kept if valid, else new).
+
+    The client's own X-Request-Id stays visible to predicates and filters (SCG configs match on it); the id the
+    gateway logs, returns and forwards is REQUEST_ID — the forwarder writes it over whatever the client sent.
+    """
+    given = headers.get(id_header) if trusted else None
+    # SECURITY: an untrusted client cannot choose the id the logs correlate on
+    request_id = given if given is not None and acceptable_request_id(given) else new_request_id()
+    exchange.set(REQUEST_ID, request_id)
+    parent = headers.get("traceparent")
+    trace = parse_traceparent(parent) if parent is not None else None
+    if trace is None:
+        parent, trace = new_traceparent()
+        headers.set("traceparent", parent)
+        headers.remove("tracestate")  # state belongs to the trace it came with
+    exchange.set(TRACE_ID, trace)

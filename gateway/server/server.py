@@ -23,27 +23,57 @@ class DataServer:
         return int(sockets[0].getsockname()[1]) if sockets else 0
 
     async def close(self) -> None:
-        """Stop accepting and close every connection (graceful drain arrives with the operations work)."""
+        """Stop accepting and close every connection now."""
         self.server.close()
         for proto in list(self.connections):
             proto.close()
         await self.server.wait_closed()
 
+    async def drain(self, timeout: float) -> bool:
+        """Stop accepting; let every request whose head was read finish (Connection: close), within `timeout`.
+
+        Idle keep-alive connections close at once. Returns True when all connections ended in time; what is left
+        after `timeout` is closed.
+        """
+        self.server.close()
+        for proto in list(self.connections):
+            proto.drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        clean = not self.connections
+        for proto in list(self.connections):
+            proto.close()
+        return clean
+
 
 async def start_data_server(
-    handler: Handler, settings: Settings, *, host: str | None = None, port: int | None = None
+    handler: Handler,
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    sock: socket.socket | None = None,
 ) -> DataServer:
-    """Listen on the configured (or given) address and serve `handler` on every connection."""
+    """Listen on the configured (or given) address — or serve an inherited listening `sock` — with `handler`."""
     loop = asyncio.get_running_loop()
     connections: set[HttpProtocol] = set()
-    server = await loop.create_server(
-        lambda: HttpProtocol(handler, settings, connections),
-        host=host if host is not None else settings.listen.host,
-        port=port if port is not None else settings.listen.port,
-        reuse_address=True,
-        backlog=1024,
-    )
-    for sock in server.sockets:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def factory() -> HttpProtocol:
+        return HttpProtocol(handler, settings, connections)
+
+    if sock is not None:
+        server = await loop.create_server(factory, sock=sock, backlog=1024)
+    else:
+        server = await loop.create_server(
+            factory,
+            host=host if host is not None else settings.listen.host,
+            port=port if port is not None else settings.listen.port,
+            reuse_address=True,
+            backlog=1024,
+        )
+    for listening in server.sockets:
+        if listening.family in (socket.AF_INET, socket.AF_INET6):
+            listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return DataServer(server, connections)

@@ -8,12 +8,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from gateway.body import StreamBody
-from gateway.errors import GatewayError, InternalError
-from gateway.exchange import CLOSE_CONNECTION, Exchange, Response, UpgradeResponse
+from gateway.errors import GatewayError, InternalError, Overloaded
+from gateway.exchange import CLOSE_CONNECTION, UPSTREAM_SECONDS, Exchange, Response, UpgradeResponse
 from gateway.hygiene import UPGRADE
+from gateway.metrics import METRICS, UNMATCHED
+from gateway.observability import ACCESS_LOG, REQUEST_ID, TRACE_ID, iso_now
 from gateway.problem import problem_response_parts
 from gateway.server.wire import CONTINUE, LAST_CHUNK, build_head, chunk, declared_length
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 UPGRADE_PAUSE = "upgrade"
 
 log = logging.getLogger("sluicegate.server")
-access_log = logging.getLogger("sluicegate.access")
 
 
 class ResponseAborted(Exception):
@@ -92,14 +91,26 @@ class ResponseWriter:
             self._write_problem(error, keep_alive=False)
             self._log(pending, error.status, started)
             return False
+        METRICS.active_requests += 1
         try:
-            response = await self.proto.handler(pending.exchange)
+            return await self._serve(pending, pending.exchange, started)
+        finally:
+            METRICS.active_requests -= 1
+
+    async def _serve(self, pending: Pending, exchange: Exchange, started: float) -> bool:
+        assert pending.head is not None
+        shed = self._shed_reason()
+        try:
+            response = _problem(shed) if shed is not None else await self.proto.handler(exchange)
         except asyncio.CancelledError:
             self._log(pending, 499, started)
             raise
         except Exception:  # the dispatcher maps errors; this is the last line of defence
-            log.exception("handler failed for %s %s", pending.head.method, pending.exchange.path)
+            log.exception("handler failed for %s %s", pending.head.method, exchange.path)
             response = _problem(InternalError("the gateway failed to handle the request"))
+        request_id = exchange.get(REQUEST_ID)
+        if request_id is not None:
+            response.headers.set(self.proto.settings.observability.request_id_header, request_id)
         try:
             keep_open = await self._write(pending, response)
         except asyncio.CancelledError:
@@ -107,12 +118,12 @@ class ResponseWriter:
             self._log(pending, 499, started)
             raise
         except (ResponseAborted, ConnectionError) as exc:
-            log.info("response aborted for %s %s: %s", pending.head.method, pending.exchange.path, exc)
+            log.info("response aborted for %s %s: %s", pending.head.method, exchange.path, exc)
             self.proto.abort()
             self._log(pending, response.status, started, aborted=True)
             return False
         except Exception:  # never leave a client waiting on a response we failed to write
-            log.exception("writing the response failed for %s %s", pending.head.method, pending.exchange.path)
+            log.exception("writing the response failed for %s %s", pending.head.method, exchange.path)
             if not self.head_sent:
                 self._write_problem(InternalError("the gateway failed to write the response"), keep_alive=False)
             self.proto.abort() if self.head_sent else self.proto.close()
@@ -122,6 +133,17 @@ class ResponseWriter:
             await _close_streams(pending.exchange)
         self._log(pending, response.status, started)
         return keep_open
+
+    def _shed_reason(self) -> GatewayError | None:
+        """A 503 when this worker is over a limit (its connections, or requests in flight), else None."""
+        limits = self.proto.limits
+        if self.proto.overloaded:
+            METRICS.shed_request("connections")
+            return Overloaded(f"more than {limits.max_connections} connections on this worker")
+        if METRICS.active_requests > limits.max_in_flight:
+            METRICS.shed_request("in_flight")
+            return Overloaded(f"more than {limits.max_in_flight} requests in flight on this worker")
+        return None
 
     def _write_problem(self, error: GatewayError, keep_alive: bool) -> None:
         status, headers, body = problem_response_parts(error)
@@ -140,6 +162,8 @@ class ResponseWriter:
         request_body = pending.body
         # After a refused or upgrade request nothing more is read: keep the connection only for what is queued.
         keep_alive = head.keep_alive and (not self.proto.dead_parser or len(self.proto.queue) > 1)
+        if self.proto.draining or self.proto.overloaded:
+            keep_alive = False  # drain: every response in flight closes its connection
         if isinstance(request_body, StreamBody) and not request_body.complete:
             keep_alive = False  # the unread rest of the body would be parsed as the next request
         if pending.exchange is not None and pending.exchange.get(CLOSE_CONNECTION):
@@ -248,24 +272,38 @@ class ResponseWriter:
             tunnel.close()
 
     def _log(self, pending: Pending, status: int, started: float, aborted: bool = False) -> None:
-        if not access_log.isEnabledFor(logging.INFO):
-            return
+        """Metrics for every request; the access-log line when it is on."""
         exchange = pending.exchange
         route = exchange.route if exchange is not None else None
+        route_id = route.id if route is not None else UNMATCHED
+        method = pending.head.method if pending.head else "OTHER"
+        elapsed = time.monotonic() - started
+        METRICS.request(route_id, method, status, elapsed)
+        if ACCESS_LOG.enabled:
+            ACCESS_LOG.write(self._entry(pending, route_id, status, elapsed, aborted))
+
+    def _entry(self, pending: Pending, route_id: str, status: int, elapsed: float, aborted: bool) -> dict[str, Any]:
+        exchange = pending.exchange
+        upstream_ms = exchange.get(UPSTREAM_SECONDS) if exchange is not None else None
         entry: dict[str, Any] = {
-            "time": time.time(),
+            "time": iso_now(),
+            "request_id": exchange.get(REQUEST_ID) if exchange is not None else None,
+            "trace_id": exchange.get(TRACE_ID) if exchange is not None else None,
             "client": self.proto.peer[0],
             "method": pending.head.method if pending.head else None,
-            "path": exchange.original_path if exchange else None,
-            "route": route.id if route is not None else None,
+            "path": exchange.original_path if exchange is not None else None,
+            "route": route_id,
             "upstream": exchange.tried[-1].label if exchange is not None and exchange.tried else None,
             "status": status,
+            "bytes_in": pending.body.received if isinstance(pending.body, StreamBody) else 0,
             "bytes_out": self.bytes_out,
-            "duration_ms": round((time.monotonic() - started) * 1000, 3),
+            "duration_ms": round(elapsed * 1000, 3),
+            "upstream_ms": round(upstream_ms * 1000, 3) if upstream_ms is not None else None,
+            "user_agent": pending.head.headers.get("user-agent") if pending.head else None,
         }
         if aborted:
             entry["aborted"] = True
-        access_log.info(orjson.dumps(entry).decode())
+        return entry
 
 
 async def _close_streams(exchange: Exchange | None) -> None:

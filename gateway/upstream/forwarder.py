@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Protocol
 
 from gateway.body import Body
-from gateway.errors import BadRequest, GatewayError, InternalError, UpstreamError, UpstreamTimeout
-from gateway.exchange import Endpoint, Exchange, Response, UpgradeResponse, UpstreamRef
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    InternalError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+    UpstreamTlsError,
+)
+from gateway.exchange import UPSTREAM_SECONDS, Endpoint, Exchange, Response, UpgradeResponse, UpstreamRef
 from gateway.hygiene import PRESERVE_HOST, UPGRADE, add_forwarding_headers, strip_hop_by_hop
+from gateway.metrics import METRICS, UNMATCHED
+from gateway.observability import REQUEST_ID
 from gateway.routing.route import UpstreamTimeouts
 from gateway.server.wire import LAST_CHUNK, chunk
 from gateway.settings import Settings
@@ -22,6 +34,14 @@ from gateway.upstream.connection import ConnectionTunnel, ResponseBody, Response
 from gateway.upstream.pool import ConnectionPool
 
 _TARGET = re.compile(r"/[\x21-\x7e]*")
+#: Upstream failures by kind, for gateway_upstream_errors_total (client-side 4xx are not upstream errors).
+_ERROR_KINDS: dict[type[GatewayError], str] = {
+    UpstreamConnectError: "connect",
+    UpstreamTimeout: "timeout",
+    UpstreamTlsError: "tls",
+    UpstreamProtocolError: "protocol",
+    UpstreamError: "reset",
+}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
 
@@ -67,12 +87,26 @@ class HttpForwarder:
 
     async def forward(self, exchange: Exchange) -> Response:
         """Send the request; return once the response head arrived. Raises a GatewayError (502/504/4xx)."""
+        started = time.monotonic()
+        try:
+            response = await self._forward(exchange)
+        except GatewayError as error:
+            kind = _ERROR_KINDS.get(type(error))
+            if kind is not None:
+                METRICS.upstream_error(exchange.route.id if exchange.route else UNMATCHED, kind)
+            raise
+        elapsed = time.monotonic() - started
+        exchange.set(UPSTREAM_SECONDS, elapsed)
+        METRICS.upstream_time(exchange.route.id if exchange.route else UNMATCHED, elapsed)
+        return response
+
+    async def _forward(self, exchange: Exchange) -> Response:
         ref = exchange.target
         if ref is None:
             raise InternalError("the route has no upstream")
         endpoint = self.resolver.resolve(ref, exchange)
         upgrade = exchange.get(UPGRADE) if ref.kind == "ws" else None
-        head_bytes, chunked = serialize_request(exchange, ref, upgrade)
+        head_bytes, chunked = serialize_request(exchange, ref, upgrade, self.settings.observability.request_id_header)
         timeouts = self._timeouts(exchange)
         exchange.tried.append(endpoint)  # recorded before connecting: a failed connect was still an attempt
         conn = await self.pool.acquire(endpoint, timeouts.connect)
@@ -128,7 +162,9 @@ class HttpForwarder:
             conn.close()
 
 
-def serialize_request(exchange: Exchange, ref: UpstreamRef, upgrade: str | None) -> tuple[bytes, bool | None]:
+def serialize_request(
+    exchange: Exchange, ref: UpstreamRef, upgrade: str | None, id_header: str = "X-Request-Id"
+) -> tuple[bytes, bool | None]:
     """The request head as bytes, and how the body goes: None (no body), False (Content-Length), True (chunked)."""
     target = exchange.path + ("?" + exchange.query if exchange.query else "")
     if not _TARGET.fullmatch(target):
@@ -137,6 +173,9 @@ def serialize_request(exchange: Exchange, ref: UpstreamRef, upgrade: str | None)
     if not exchange.get(PRESERVE_HOST) or "host" not in headers:
         headers.set("Host", ref.authority)
     add_forwarding_headers(exchange, headers)
+    request_id = exchange.get(REQUEST_ID)
+    if request_id is not None:
+        headers.set(id_header, request_id)
     body = exchange.body
     declared = "content-length" in headers
     headers.remove_many(_FRAMING)

@@ -74,7 +74,18 @@ def demo_gateway(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     config = tmp_path / "routes.yaml"
     config.write_text(shipped.replace("127.0.0.1:8081", f"127.0.0.1:{demo_port}"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--admin-listen",
+            f"127.0.0.1:{free_port()}",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

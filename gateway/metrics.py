@@ -1,0 +1,226 @@
+"""Every metric the gateway exports, declared here; recorded cheaply in each worker, merged by the supervisor.
+
+Why not prometheus_client's multiprocess mode on the hot path: a multiprocess histogram `observe` costs ~1.8 µs
+here (an mmap write per bucket); a request already records a counter and two histograms. Instead each worker
+keeps plain Python numbers keyed by bounded label tuples (route id — "unmatched" when none —, method from a known
+set or OTHER, status class, outcome), and the supervisor asks every worker for a snapshot when /metrics is
+scraped, adds them up and renders them with prometheus_client's exposition code. Counters are per worker process
+lifetime: a restarted worker starts from zero, which Prometheus' rate() reads as a reset.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+PREFIX = "gateway_"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: SCG's outcome names (HttpStatus.Series), by status class.
+OUTCOMES = ("INFORMATIONAL", "SUCCESSFUL", "REDIRECTION", "CLIENT_ERROR", "SERVER_ERROR")
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+UNMATCHED = "unmatched"
+
+
+class Histogram:
+    """Bucket counts (not cumulative), a sum and a count."""
+
+    __slots__ = ("buckets", "total", "count")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect_left(BUCKETS, seconds)] += 1
+        self.total += seconds
+        self.count += 1
+
+
+class WorkerMetrics:
+    """The numbers one worker process keeps. Hot-path methods are a dict lookup and a few additions."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, int], Histogram] = {}
+        self.upstream: dict[str, Histogram] = {}
+        self.upstream_errors: dict[tuple[str, str], int] = {}
+        self.shed: dict[str, int] = {}
+        self.client_aborts: dict[str, int] = {}
+        self.active_requests = 0
+        self.open_connections = 0
+        self.routes_loaded = 0
+        self.table_version = 0
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One request finished (status 499 when the client went away)."""
+        key = (route, method if method in METHODS else "OTHER", status)
+        histogram = self.requests.get(key)
+        if histogram is None:
+            histogram = self.requests[key] = Histogram()
+        histogram.observe(seconds)
+        if status == 499:
+            self.client_aborts[route] = self.client_aborts.get(route, 0) + 1
+
+    def upstream_time(self, route: str, seconds: float) -> None:
+        """Time from sending the request to the upstream's response head."""
+        histogram = self.upstream.get(route)
+        if histogram is None:
+            histogram = self.upstream[route] = Histogram()
+        histogram.observe(seconds)
+
+    def upstream_error(self, route: str, kind: str) -> None:
+        key = (route, kind)
+        self.upstream_errors[key] = self.upstream_errors.get(key, 0) + 1
+
+    def shed_request(self, reason: str) -> None:
+        self.shed[reason] = self.shed.get(reason, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain, JSON-serialisable numbers for the supervisor."""
+        return {
+            "requests": [[*key, h.buckets, h.total, h.count] for key, h in self.requests.items()],
+            "upstream": [[route, h.buckets, h.total, h.count] for route, h in self.upstream.items()],
+            "upstream_errors": [[*key, n] for key, n in self.upstream_errors.items()],
+            "shed": self.shed,
+            "client_aborts": self.client_aborts,
+            "active_requests": self.active_requests,
+            "open_connections": self.open_connections,
+            "routes_loaded": self.routes_loaded,
+        }
+
+
+#: This process's numbers (a worker), recorded by the server, dispatcher and forwarder.
+METRICS = WorkerMetrics()
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+def outcome(status: int) -> str:
+    return OUTCOMES[min(max(status // 100, 1), 5) - 1]
+
+
+# -- the supervisor's side: merge snapshots, render ---------------------------------------------------------------
+def _merge_histograms(rows: Iterable[Sequence[Any]], key_len: int) -> dict[tuple[Any, ...], Histogram]:
+    merged: dict[tuple[Any, ...], Histogram] = {}
+    for row in rows:
+        key, (buckets, total, count) = tuple(row[:key_len]), row[key_len:]
+        histogram = merged.setdefault(key, Histogram())
+        histogram.buckets = [a + b for a, b in zip(histogram.buckets, buckets, strict=True)]
+        histogram.total += total
+        histogram.count += count
+    return merged
+
+
+def _cumulative(histogram: Histogram) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    running = 0
+    for bound, count in zip([*BUCKETS, float("inf")], histogram.buckets, strict=True):
+        running += count
+        out.append(("+Inf" if bound == float("inf") else repr(bound), running))
+    return out
+
+
+def _request_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
+    merged = _merge_histograms((row for s in snapshots for row in s["requests"]), 3)
+    total = CounterMetricFamily(
+        PREFIX + "requests",
+        "Requests answered, by route, method, status class and outcome.",
+        labels=["route", "method", "status", "outcome"],
+    )
+    duration = HistogramMetricFamily(
+        PREFIX + "request_duration_seconds",
+        "Time from the request head to the end of the response.",
+        labels=["route", "method", "status", "outcome"],
+    )
+    by_class: dict[tuple[str, str, str, str], Histogram] = {}
+    for (route, method, status), histogram in merged.items():
+        key = (route, method, status_class(status), outcome(status))
+        into = by_class.setdefault(key, Histogram())
+        into.buckets = [a + b for a, b in zip(into.buckets, histogram.buckets, strict=True)]
+        into.total += histogram.total
+        into.count += histogram.count
+    for labels, histogram in by_class.items():
+        total.add_metric(list(labels), histogram.count)
+        duration.add_metric(list(labels), _cumulative(histogram), histogram.total)
+    yield total
+    yield duration
+
+
+def _upstream_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
+    merged = _merge_histograms((row for s in snapshots for row in s["upstream"]), 1)
+    duration = HistogramMetricFamily(
+        PREFIX + "upstream_request_duration_seconds", "Time to the upstream's response head.", labels=["route"]
+    )
+    for (route,), histogram in merged.items():
+        duration.add_metric([route], _cumulative(histogram), histogram.total)
+    yield duration
+    errors = CounterMetricFamily(
+        PREFIX + "upstream_errors",
+        "Upstream failures by kind (connect, timeout, tls, protocol, reset).",
+        labels=["route", "kind"],
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for s in snapshots:
+        for route, kind, n in s["upstream_errors"]:
+            counts[(route, kind)] = counts.get((route, kind), 0) + n
+    for labels, n in counts.items():
+        errors.add_metric(list(labels), n)
+    yield errors
+
+
+def _sum_by(snapshots: Sequence[Mapping[str, Any]], field: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in snapshots:
+        for key, n in s[field].items():
+            out[key] = out.get(key, 0) + n
+    return out
+
+
+def _simple_families(snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping[str, Any]) -> Iterator[Metric]:
+    shed = CounterMetricFamily(PREFIX + "shed_requests", "Requests refused with 503 by a limit.", labels=["reason"])
+    for reason, n in _sum_by(snapshots, "shed").items():
+        shed.add_metric([reason], n)
+    yield shed
+    aborts = CounterMetricFamily(
+        PREFIX + "client_aborts", "Clients gone before their response (499).", labels=["route"]
+    )
+    for route, n in _sum_by(snapshots, "client_aborts").items():
+        aborts.add_metric([route], n)
+    yield aborts
+    for name, help_text in (
+        ("active_requests", "Requests being served now."),
+        ("open_connections", "Client connections open now."),
+    ):
+        yield GaugeMetricFamily(PREFIX + name, help_text, value=sum(s[name] for s in snapshots))
+    yield GaugeMetricFamily(PREFIX + "routes_loaded", "Routes in the current table.", value=supervisor["routes"])
+    yield GaugeMetricFamily(PREFIX + "workers", "Worker processes running.", value=len(snapshots))
+    reloads = CounterMetricFamily(PREFIX + "reloads", "Route reloads by result.", labels=["result"])
+    for result, n in supervisor["reloads"].items():
+        reloads.add_metric([result], n)
+    yield reloads
+
+
+class SnapshotCollector:
+    """A prometheus_client collector over merged worker snapshots (built per scrape)."""
+
+    def __init__(self, snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping[str, Any]) -> None:
+        self.snapshots, self.supervisor = snapshots, supervisor
+
+    def collect(self) -> Iterator[Metric]:
+        yield from _request_families(self.snapshots)
+        yield from _upstream_families(self.snapshots)
+        yield from _simple_families(self.snapshots, self.supervisor)
+
+
+def render(snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping[str, Any]) -> bytes:
+    """Prometheus text exposition of the merged snapshots."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshots, supervisor))
+    return bytes(generate_latest(registry))

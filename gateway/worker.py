@@ -1,0 +1,119 @@
+"""A worker process: serves the data port on the listening socket the supervisor hands it.
+
+Started by the supervisor as `python -m gateway.worker --listen-fd N --control-fd M`; everything else (settings,
+the routes snapshot) arrives on the control channel. Reloads swap the table; `drain` ends the process after
+in-flight requests finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from gateway.app import Gateway
+from gateway.control import Message, receive, send
+from gateway.errors import ConfigError
+from gateway.metrics import METRICS
+from gateway.observability import ACCESS_LOG
+from gateway.settings import Settings
+
+log = logging.getLogger("sluicegate.worker")
+
+
+class Worker:
+    def __init__(self, gateway: Gateway, writer: asyncio.StreamWriter) -> None:
+        self.gateway, self.writer = gateway, writer
+
+    def load(self, routes: Message) -> Message:
+        """Compile and swap a routes snapshot; the old table stays on error."""
+        try:
+            config = self.gateway.load_text(routes["text"], routes["source"], routes["version"])
+        except ConfigError as exc:
+            log.error("routes version %s refused: %s", routes["version"], exc)
+            return {"type": "load_failed", "version": routes["version"], "errors": [str(i) for i in exc.issues]}
+        METRICS.routes_loaded = len(config.routes)
+        METRICS.table_version = self.gateway.version
+        return {"type": "loaded", "version": self.gateway.version}
+
+    async def serve_control(self, reader: asyncio.StreamReader) -> None:
+        """Answer the supervisor until it asks for a drain or goes away."""
+        while (message := await receive(reader)) is not None:
+            kind = message.get("type")
+            if kind == "load":
+                reply = self.load(message["routes"])
+            elif kind == "metrics":
+                reply = {"type": "metrics", "data": METRICS.snapshot(), "version": self.gateway.version}
+            elif kind == "drain":
+                await self.drain(float(message["timeout"]))
+                await send(self.writer, {"type": "drained", "id": message.get("id")})
+                return
+            else:
+                reply = {"type": "error", "detail": f"unknown message {kind!r}"}
+            await send(self.writer, {**reply, "id": message.get("id")})
+        log.warning("supervisor gone; draining")
+        await self.drain(self.gateway.settings.drain.timeout)
+
+    async def drain(self, timeout: float) -> None:
+        server = self.gateway.server
+        clean = await server.drain(timeout) if server is not None else True
+        if not clean:
+            log.warning("drain timeout: connections still open were closed")
+        await self.gateway.forwarder.close()
+        ACCESS_LOG.flush()
+
+
+def _configure(settings: Settings, level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s [worker {os.getpid()}] %(name)s: %(message)s",
+    )
+    ACCESS_LOG.enabled = settings.observability.access_log
+
+
+async def main(listen_fd: int, control_fd: int, level: str) -> int:
+    reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=control_fd))
+    start = await receive(reader)
+    if start is None or start.get("type") != "start":
+        return 2
+    settings = Settings.model_validate(start["settings"])
+    _configure(settings, level)
+    gateway = Gateway(settings)
+    worker = Worker(gateway, writer)
+    loaded = worker.load(start["routes"])
+    if loaded["type"] != "loaded":
+        await send(writer, {**loaded, "id": start.get("id")})
+        return 1
+    await gateway.start(sock=socket.socket(fileno=listen_fd))
+    # Long-lived objects (registry, routes) are not garbage; freezing them keeps collections cheap on the hot path.
+    gc.collect()
+    gc.freeze()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: None)  # the supervisor decides when to drain; it signals us over control
+    await send(writer, {"type": "ready", "version": gateway.version, "pid": os.getpid(), "id": start.get("id")})
+    await worker.serve_control(reader)
+    return 0
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway.worker")
+    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    import uvloop
+
+    result: Any = uvloop.run(main(args.listen_fd, args.control_fd, args.log_level))
+    return int(result)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
