@@ -120,7 +120,15 @@ def _chunks(lines: list[bytes], limit: int) -> list[bytes]:
 ACCESS_LOG = AccessLog(enabled=False)
 
 
+_second = -1
+_second_text = ""
+
+
 def iso_now() -> str:
-    """UTC time with milliseconds, as access-log lines carry it."""
+    """UTC time with milliseconds, as access-log lines carry it (the formatted second is reused within it)."""
+    global _second, _second_text
     now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    second = int(now)
+    if second != _second:
+        _second, _second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_second_text}.{int((now - second) * 1000):03d}Z"
