@@ -197,6 +197,9 @@ def _simple_families(snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping
         ("open_connections", "Client connections open now."),
     ):
         yield GaugeMetricFamily(PREFIX + name, help_text, value=sum(s[name] for s in snapshots))
+    dropped = CounterMetricFamily(PREFIX + "access_log_dropped", "Access-log lines stdout could not take in time.")
+    dropped.add_metric([], sum(s.get("access_log_dropped", 0) for s in snapshots))
+    yield dropped
     yield GaugeMetricFamily(PREFIX + "routes_loaded", "Routes in the current table.", value=supervisor["routes"])
     yield GaugeMetricFamily(PREFIX + "workers", "Worker processes running.", value=len(snapshots))
     reloads = CounterMetricFamily(PREFIX + "reloads", "Route reloads by result.", labels=["result"])

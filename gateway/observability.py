@@ -67,6 +67,8 @@ class AccessLog:
         self.fd, self.interval, self.limit = fd, interval, limit
         self._buffer: list[bytes] = []
         self._size = 0
+        #: Lines not written because stdout could not take them (exported as gateway_access_log_dropped_total).
+        self.dropped = 0
         self._timer: asyncio.TimerHandle | None = None
 
     def write(self, entry: dict[str, Any]) -> None:
@@ -91,14 +93,18 @@ class AccessLog:
         if not self._buffer:
             return
         lines, self._buffer, self._size = self._buffer, [], 0
-        try:
-            for chunk in _chunks(lines, select.PIPE_BUF):
+        chunks = _chunks(lines, select.PIPE_BUF)
+        for index, chunk in enumerate(chunks):
+            try:
                 while chunk:
                     chunk = chunk[os.write(self.fd, chunk) :]
-        except BlockingIOError:
-            pass  # a reader slower than us: drop the rest rather than stall the event loop
-        except OSError:
-            self.enabled = False  # stdout is gone; keep serving
+            except BlockingIOError:
+                # A reader slower than us (stdout is non-blocking in workers): drop rather than stall serving.
+                self.dropped += sum(part.count(b"\n") for part in chunks[index:])
+                return
+            except OSError:
+                self.enabled = False  # stdout is gone; keep serving
+                return
 
 
 def _chunks(lines: list[bytes], limit: int) -> list[bytes]:

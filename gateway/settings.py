@@ -173,6 +173,24 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _has(data: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
+    node: Any = data
+    for part in loc:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _origin(loc: tuple[Any, ...], flags: Mapping[str, Any], env: Mapping[str, Any], source: str) -> str:
+    """Which source set the value at `loc`: the one that wins in the precedence is the one to blame."""
+    if _has(flags, loc):
+        return "command-line flag"
+    if _has(env, loc):
+        return f"{ENV_PREFIX}* environment"
+    return source
+
+
 def load_settings(
     path: Path | None, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -196,11 +214,7 @@ def load_settings(
         return Settings.model_validate(data)
     except ValidationError as exc:
         issues = [
-            ConfigIssue(
-                source if not env else f"{source} + {ENV_PREFIX}* environment",
-                ".".join(str(p) for p in err["loc"]),
-                err["msg"],
-            )
+            ConfigIssue(_origin(err["loc"], overrides or {}, env, source), ".".join(map(str, err["loc"])), err["msg"])
             for err in exc.errors()
         ]
         raise ConfigError(issues) from exc

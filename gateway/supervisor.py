@@ -202,8 +202,10 @@ class Supervisor:
                     log.error("reload refused, keeping version %d: %s", self.snapshot.version, issue)
                 return False
             self.snapshot = snapshot
-            replies = await asyncio.gather(*(self._load(w) for w in self.workers), return_exceptions=True)
-            ok = all(r is True for r in replies)
+            # A worker being restarted gets this snapshot when it starts; only the live ones are told now.
+            live = [w for w in self.workers if w.process.returncode is None]
+            replies = await asyncio.gather(*(self._load(w) for w in live), return_exceptions=True)
+            ok = all(r is True or isinstance(r, ConnectionError) for r in replies)
             self.reloads["success" if ok else "failure"] += 1
             log.info(
                 "routes version %d handed to %d workers (%s)", snapshot.version, len(replies), "ok" if ok else "failed"

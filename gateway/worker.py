@@ -49,7 +49,8 @@ class Worker:
             if kind == "load":
                 reply = self.load(message["routes"])
             elif kind == "metrics":
-                reply = {"type": "metrics", "data": METRICS.snapshot(), "version": self.gateway.version}
+                data = {**METRICS.snapshot(), "access_log_dropped": ACCESS_LOG.dropped}
+                reply = {"type": "metrics", "data": data, "version": self.gateway.version}
             elif kind == "drain":
                 await self.drain(float(message["timeout"]))
                 await send(self.writer, {"type": "drained", "id": message.get("id")})
@@ -76,6 +77,8 @@ def _configure(settings: Settings, level: str) -> None:
         format=f"%(asctime)s %(levelname)s [worker {os.getpid()}] %(name)s: %(message)s",
     )
     ACCESS_LOG.enabled = settings.observability.access_log
+    if ACCESS_LOG.enabled:
+        os.set_blocking(ACCESS_LOG.fd, False)  # a slow log reader must cost log lines, never request latency
 
 
 async def main(listen_fd: int, control_fd: int, level: str) -> int:
@@ -111,7 +114,10 @@ def run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvloop
 
-    result: Any = uvloop.run(main(args.listen_fd, args.control_fd, args.log_level))
+    try:
+        result: Any = uvloop.run(main(args.listen_fd, args.control_fd, args.log_level))
+    finally:
+        ACCESS_LOG.flush()  # lines of requests cancelled at the drain timeout are written as the loop shuts down
     return int(result)
 
 

@@ -44,7 +44,7 @@ HEAD_SLICE = 16 * 1024
 #: sends (lingering close): closing with unread input makes the kernel reset the connection and the client
 #: would lose the response it has not read yet.
 LINGER_SECONDS = 5.0
-_PIPELINE, _STOPPED = "pipeline", "stopped"
+_PIPELINE, _STOPPED, _DRAIN = "pipeline", "stopped", "drain"
 
 
 class Pending:
@@ -253,6 +253,8 @@ class HttpProtocol(asyncio.Protocol):
             current.body.feed_eof()
         self.current = None
         self.in_body = False
+        if self.draining:
+            self.pause_reading(_DRAIN)
         if len(self.queue) > 1:
             self.pause_reading(_PIPELINE)  # a pipelined request waits its turn; stop reading until it is served
 
@@ -322,7 +324,9 @@ class HttpProtocol(asyncio.Protocol):
             pass  # the client left; the writer logged it as 499
         finally:
             self.task = None
-        if not self.closing and not self.queue and not self.reading_head:
+        if self.draining and not self.closing and not self.queue:
+            self.linger_close()  # the last response of a draining connection went out
+        elif not self.closing and not self.queue and not self.reading_head:
             self._arm(self.timeouts.keepalive_idle, self._on_idle_timeout)
 
     # -- timers -----------------------------------------------------------------------------------------------
@@ -347,8 +351,11 @@ class HttpProtocol(asyncio.Protocol):
         self._fail(RequestTimeout("the request head did not arrive in time"))
 
     def drain(self) -> None:
-        """Graceful shutdown: an idle connection closes now; one with a request in flight closes after its response."""
+        """Graceful shutdown: an idle connection closes now; one with requests in flight closes after the last
+        response to a request already read. Nothing more is read once the current message is complete."""
         self.draining = True
+        if not self.in_body:
+            self.pause_reading(_DRAIN)
         if not self.queue and not self.reading_head and self.tunnel_sink is None:
             self.close()
 

@@ -162,8 +162,8 @@ class ResponseWriter:
         request_body = pending.body
         # After a refused or upgrade request nothing more is read: keep the connection only for what is queued.
         keep_alive = head.keep_alive and (not self.proto.dead_parser or len(self.proto.queue) > 1)
-        if self.proto.draining or self.proto.overloaded:
-            keep_alive = False  # drain: every response in flight closes its connection
+        if self.proto.overloaded or self.proto.draining and len(self.proto.queue) <= 1:
+            keep_alive = False  # drain: the last request read on this connection closes it
         if isinstance(request_body, StreamBody) and not request_body.complete:
             keep_alive = False  # the unread rest of the body would be parsed as the next request
         if pending.exchange is not None and pending.exchange.get(CLOSE_CONNECTION):

@@ -1,0 +1,137 @@
+"""Worker processes of `sluicegate run` (issue 4, "Workers"): a worker killed with SIGKILL is logged and restarted
+on the current routes version, and the others keep serving meanwhile."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tests.conftest import StartUpstream
+from tests.e2e.ops_helpers import GUARD, eventually, routes_yaml, run_gateway
+
+
+def hello_routes(url: str, version: str) -> str:
+    return routes_yaml(
+        {"id": "hello", "uri": url, "predicates": ["Path=/**"], "filters": [f"AddResponseHeader=X-Version, {version}"]}
+    )
+
+
+async def test_a_killed_worker_is_restarted_while_the_others_serve(
+    tmp_path: Path, start_upstream: StartUpstream
+) -> None:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", hello)
+    upstream = await start_upstream(app)
+    async with run_gateway(tmp_path, hello_routes(upstream.url, "v1"), "--workers", "3") as gw:
+        # A reload first: the replacement must start on the current version, not the one the process started with.
+        gw.config.write_text(hello_routes(upstream.url, "v2"), encoding="utf-8")
+        gw.signal(signal.SIGHUP)
+        before = (await gw.wait_for_version(2))["workers"]
+        assert [w["index"] for w in before] == [0, 1, 2] and all(w["ready"] for w in before)
+        victim = before[1]
+        os.kill(victim["pid"], signal.SIGKILL)
+
+        async def reaped() -> bool | None:
+            try:
+                os.kill(victim["pid"], 0)
+            except ProcessLookupError:
+                return True  # gone and reaped by the supervisor
+            return None
+
+        await eventually(reaped, "the killed worker is reaped")
+
+        # New connections while the worker is being replaced: the other workers take every one of them. Failures
+        # are recorded here, not raised: `eventually` would take a client error for "not yet" and retry.
+        served: list[str] = []
+
+        async def restarted() -> dict[str, Any] | None:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+                for _ in range(5):
+                    try:
+                        async with session.get(gw.url("/x"), timeout=aiohttp.ClientTimeout(total=GUARD)) as resp:
+                            served.append(f"{resp.status} {await resp.text()}")
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        served.append(repr(exc))
+            workers = (await gw.routes())["workers"]
+            replacement: dict[str, Any] = workers[1]
+            if replacement["pid"] != victim["pid"] and replacement["ready"]:
+                return replacement
+            return None
+
+        replacement = await eventually(restarted, "worker 1 restarted and ready", guard=30.0)
+        after = (await gw.routes())["workers"]
+
+        async def ready_again() -> int | None:
+            status = await gw.ready_status()
+            return status if status == 200 else None
+
+        ready = await eventually(ready_again, "readiness after the restart")
+        # The replacement serves too: with every other worker stopped (SIGSTOP), only it accepts connections.
+        for other in (after[0], after[2]):
+            os.kill(other["pid"], signal.SIGSTOP)
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(gw.url("/y"), timeout=aiohttp.ClientTimeout(total=GUARD)) as resp,
+            ):
+                via_replacement = resp.status, resp.headers.get("X-Version"), await resp.text()
+        finally:
+            for other in (after[0], after[2]):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(other["pid"], signal.SIGCONT)
+        code = await gw.stop()
+    assert served and set(served) == {"200 hello"}, served
+    assert replacement["version"] == 2
+    assert [(w["index"], w["pid"]) for w in after if w["index"] != 1] == [
+        (w["index"], w["pid"]) for w in before if w["index"] != 1
+    ]
+    assert ready == 200
+    assert via_replacement == (200, "v2", "hello")
+    assert f"worker 1 (pid {victim['pid']}) exited with -9; restarting" in gw.stderr()
+    assert f"worker 1 (pid {replacement['pid']}) serving routes version 2" in gw.stderr()
+    assert code == 0
+
+
+async def test_a_reload_while_a_worker_restarts_reaches_every_worker(
+    tmp_path: Path, start_upstream: StartUpstream
+) -> None:
+    """SIGHUP while a killed worker awaits its restart: the valid file becomes the version of every worker (the
+    replacement starts on it) and the reload counts as a success, not a refused file."""
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", hello)
+    upstream = await start_upstream(app)
+    async with run_gateway(tmp_path, hello_routes(upstream.url, "v1"), "--workers", "2") as gw:
+        victim = (await gw.routes())["workers"][0]
+        os.kill(victim["pid"], signal.SIGKILL)
+
+        async def noticed() -> bool | None:
+            worker = (await gw.routes())["workers"][0]
+            return True if worker["pid"] == victim["pid"] and not worker["ready"] else None
+
+        await eventually(noticed, "the supervisor noticed the dead worker")  # its restart waits a back-off
+        gw.config.write_text(hello_routes(upstream.url, "v2"), encoding="utf-8")
+        gw.signal(signal.SIGHUP)
+        view = await gw.wait_for_version(2, guard=30.0)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+            versions = set()
+            for _ in range(10):
+                async with session.get(gw.url("/x"), timeout=aiohttp.ClientTimeout(total=GUARD)) as resp:
+                    versions.add(resp.headers.get("X-Version"))
+        metrics = await gw.metrics()
+    assert view["workers"][0]["pid"] != victim["pid"]
+    assert versions == {"v2"}
+    assert metrics.value("gateway_reloads_total", result="failure") == 0
+    assert metrics.value("gateway_reloads_total", result="success") == 1
