@@ -35,9 +35,7 @@ async def test_surrounding_whitespace_is_not_part_of_the_value(upstream: Upstrea
     # RFC 9112 §5: optional whitespace before and after a field value is excluded from the value.
     # (X-Count, not SCG's X-Request-Id example: the gateway forwards its own request id over a client's.)
     gw = await start_gateway("routes:" + route(upstream, "['Header=X-Count, \\d+']"))
-    raw = await raw_exchange(
-        gw.port, b"GET /a HTTP/1.1\r\nHost: x\r\nX-Count: \t 42 \t\r\nConnection: close\r\n\r\n"
-    )
+    raw = await raw_exchange(gw.port, b"GET /a HTTP/1.1\r\nHost: x\r\nX-Count: \t 42 \t\r\nConnection: close\r\n\r\n")
     assert status_of(raw) == 200, raw[:200]
     seen = json.loads(raw.partition(b"\r\n\r\n")[2])
     assert [v for k, v in seen["headers"] if k.lower() == "x-count"] == ["42"]
