@@ -7,21 +7,24 @@ body can be replayed by every later attempt (Retry) and every forked exchange.
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 from gateway.errors import ClientClosed, GatewayError, PayloadTooLarge, RequestTimeout
 
 
-class Body(ABC):
-    """Base class of request bodies. `length` is the declared size (Content-Length) or None when unknown."""
+class Body:
+    """Base class of request bodies. `length` is the declared size (Content-Length) or None when unknown.
+
+    A plain class, not an ABC: `isinstance` checks against bodies run several times per request, and an ABC's
+    `__instancecheck__` costs a Python-level call each time.
+    """
 
     length: int | None = None
 
-    @abstractmethod
     async def read(self) -> bytes:
         """Return the next chunk, or b"" once the body is complete. Raises ClientClosed if the client left."""
+        raise NotImplementedError
 
     @property
     def replayable(self) -> bool:
@@ -115,6 +118,11 @@ class StreamBody(Body):
     def complete(self) -> bool:
         """True once the producer saw the end of the body."""
         return self._eof
+
+    @property
+    def exhausted(self) -> bool:
+        """True once every byte was read and the producer saw the end: the next read would return b""."""
+        return self._eof and not self._chunks
 
     def set_idle_timeout(self, seconds: float | None) -> None:
         """Change the longest wait for the next chunk (None: wait forever, as for event streams)."""

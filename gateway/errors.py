@@ -99,6 +99,12 @@ class UpstreamTlsError(UpstreamError):
     kind = "upstream-tls"
 
 
+class UpstreamDnsError(UpstreamConnectError):
+    """The upstream's host name could not be resolved and no recent good answer was left to use."""
+
+    kind = "upstream-dns"
+
+
 class ServiceUnavailable(GatewayError):
     status, title, kind = 503, "Service Unavailable", "unavailable"
 
@@ -110,6 +116,12 @@ class Overloaded(ServiceUnavailable):
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail, headers=(("Retry-After", "1"),))
+
+
+class UpstreamPoolExhausted(ServiceUnavailable):
+    """Every connection to the endpoint allowed by the pool limit stayed busy for the whole acquire timeout."""
+
+    kind = "upstream-pool-exhausted"
 
 
 class UpstreamTimeout(GatewayError):

@@ -85,13 +85,20 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """Every value of `name`, in order."""
         key = name.lower()
-        return [value for lower, _, value in self._items if lower == key]
+        found: list[str] = []
+        for lower, _, value in self._items:
+            if lower == key:
+                found.append(value)
+        return found
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
         key = name.lower()
-        return any(lower == key for lower, _, _ in self._items)
+        for lower, _, _ in self._items:  # noqa: SIM110 - a loop, not any(genexpr): it runs several times per request
+            if lower == key:
+                return True
+        return False
 
     def add(self, name: str, value: str) -> None:
         """Append one field, keeping any existing values of the same name."""
@@ -108,6 +115,16 @@ class Headers:
                 self._items = items[: index + 1] + [t for t in items[index + 1 :] if t[0] != key]
                 return
         items.append((key, name, value))
+
+    def set_trusted(self, lower: str, name: str, value: str) -> None:
+        """`set` for a name and value the gateway itself vouches for (a validated setting, an id it made): no
+        checks, and no copy of the list unless the field is already there."""
+        items = self._items
+        for entry in items:
+            if entry[0] == lower:
+                self._items = [t for t in items if t[0] != lower]
+                break
+        self._items.append((lower, name, value))
 
     def setdefault(self, name: str, value: str) -> None:
         """Add `name: value` only when `name` is absent."""
@@ -155,10 +172,10 @@ class Headers:
         return f"Headers({list(self.items())!r})"
 
 
-def connection_tokens(headers: Headers) -> set[str]:
-    """Lower-cased tokens listed in every `Connection` field (RFC 9110 §7.6.1)."""
+def connection_tokens_of(values: list[str]) -> set[str]:
+    """Lower-cased tokens listed in these `Connection` field values (RFC 9110 §7.6.1)."""
     tokens: set[str] = set()
-    for value in headers.get_all("connection"):
+    for value in values:
         for token in value.split(","):
             token = token.strip().lower()
             if token:

@@ -8,7 +8,7 @@ are removed on arrival and written afresh on the way out (CVE-2025-41235 in SCG 
 from __future__ import annotations
 
 from gateway.exchange import Exchange, ExchangeKey
-from gateway.headers import Headers, connection_tokens
+from gateway.headers import Headers, check_value, connection_tokens_of
 from gateway.routing.route import DEFAULT_PORTS
 
 HOP_BY_HOP = frozenset(
@@ -42,8 +42,19 @@ UPGRADE: ExchangeKey[str] = ExchangeKey("upgrade")
 
 
 def strip_hop_by_hop(headers: Headers) -> None:
-    """Remove hop-by-hop fields and every field named in `Connection` (in place)."""
-    named = connection_tokens(headers)
+    """Remove hop-by-hop fields and every field named in `Connection` (in place).
+
+    One scan; the list is rebuilt only when there is something to remove (most messages carry at most a
+    `Connection: keep-alive`)."""
+    found = False
+    named: set[str] = set()
+    for lower, _, value in headers.raw():
+        if lower in HOP_BY_HOP:
+            found = True
+            if lower == "connection":
+                named |= connection_tokens_of([value])
+    if not found:
+        return
     named.discard("host")  # never let a client make us lose Host; it is rewritten on the way out anyway
     headers.remove_many(HOP_BY_HOP | named if named else HOP_BY_HOP)
 
@@ -80,6 +91,27 @@ def add_forwarding_headers(exchange: Exchange, headers: Headers) -> None:
     if host:
         node += f';host="{host}"'
     _append(headers, "Forwarded", node, present)
+
+
+def forwarding_values(exchange: Exchange) -> list[tuple[str, str, str]]:
+    """This hop's (lower-cased name, name, value) for X-Forwarded-For/Proto/Host/Port(/Prefix) and Forwarded.
+
+    The serialiser appends each to what a trusted proxy sent, or adds it; untrusted values were removed on arrival,
+    so appending never carries a client's claim forward. Only the host and the prefix can come from a filter.
+    """
+    client = exchange.client_host
+    host = check_value(exchange.host) if exchange.host else ""
+    proto = exchange.scheme
+    values = [("x-forwarded-for", "X-Forwarded-For", client), ("x-forwarded-proto", "X-Forwarded-Proto", proto)]
+    if host:
+        values.append(("x-forwarded-host", "X-Forwarded-Host", host))
+    values.append(("x-forwarded-port", "X-Forwarded-Port", _port_of(host, proto)))
+    prefix = _stripped_prefix(exchange.original_path, exchange.path)
+    if prefix:
+        values.append(("x-forwarded-prefix", "X-Forwarded-Prefix", check_value(prefix)))
+    node = f'for={_for_node(client)};proto={proto};host="{host}"' if host else f"for={_for_node(client)};proto={proto}"
+    values.append(("forwarded", "Forwarded", node))
+    return values
 
 
 def _port_of(host: str, proto: str) -> str:

@@ -47,6 +47,7 @@ class WorkerMetrics:
         self.requests: dict[tuple[str, str, int], Histogram] = {}
         self.upstream: dict[str, Histogram] = {}
         self.upstream_errors: dict[tuple[str, str], int] = {}
+        self.upstream_resends: dict[tuple[str, str], int] = {}
         self.shed: dict[str, int] = {}
         self.client_aborts: dict[str, int] = {}
         self.active_requests = 0
@@ -75,6 +76,11 @@ class WorkerMetrics:
         key = (route, kind)
         self.upstream_errors[key] = self.upstream_errors.get(key, 0) + 1
 
+    def upstream_resend(self, route: str, reason: str) -> None:
+        """The one resend below the Retry filter happened (`write_refused` or `eof_before_response`)."""
+        key = (route, reason)
+        self.upstream_resends[key] = self.upstream_resends.get(key, 0) + 1
+
     def shed_request(self, reason: str) -> None:
         self.shed[reason] = self.shed.get(reason, 0) + 1
 
@@ -84,6 +90,7 @@ class WorkerMetrics:
             "requests": [[*key, h.buckets, h.total, h.count] for key, h in self.requests.items()],
             "upstream": [[route, h.buckets, h.total, h.count] for route, h in self.upstream.items()],
             "upstream_errors": [[*key, n] for key, n in self.upstream_errors.items()],
+            "upstream_resends": [[*key, n] for key, n in self.upstream_resends.items()],
             "shed": self.shed,
             "client_aborts": self.client_aborts,
             "active_requests": self.active_requests,
@@ -161,7 +168,7 @@ def _upstream_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metri
     yield duration
     errors = CounterMetricFamily(
         PREFIX + "upstream_errors",
-        "Upstream failures by kind (connect, timeout, tls, protocol, reset).",
+        "Upstream failures by kind (connect, dns, timeout, tls, protocol, reset, pool).",
         labels=["route", "kind"],
     )
     counts: dict[tuple[str, str], int] = {}
@@ -171,6 +178,23 @@ def _upstream_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metri
     for labels, n in counts.items():
         errors.add_metric(list(labels), n)
     yield errors
+    resends = CounterMetricFamily(
+        PREFIX + "upstream_resends",
+        "Requests sent once more on a fresh connection after their pooled connection failed before any response.",
+        labels=["route", "reason"],
+    )
+    for labels, n in _sum_pairs(snapshots, "upstream_resends").items():
+        resends.add_metric(list(labels), n)
+    yield resends
+
+
+def _sum_pairs(snapshots: Sequence[Mapping[str, Any]], field: str) -> dict[tuple[str, str], int]:
+    """Counters keyed by two labels, summed over the workers (a worker of an older version may not report it)."""
+    out: dict[tuple[str, str], int] = {}
+    for s in snapshots:
+        for first, second, n in s.get(field, ()):
+            out[(first, second)] = out.get((first, second), 0) + n
+    return out
 
 
 def _sum_by(snapshots: Sequence[Mapping[str, Any]], field: str) -> dict[str, int]:

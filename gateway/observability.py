@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import random
 import select
 import time
 from typing import Any
@@ -26,6 +27,7 @@ _PREFIX = os.urandom(6).hex()  # per process: ids stay unique across workers and
 _COUNTER = itertools.count(1)
 _HEX = frozenset("0123456789abcdef")
 _MAX_ID = 128
+_bits = random.getrandbits
 
 
 def new_request_id() -> str:
@@ -55,8 +57,10 @@ def parse_traceparent(value: str) -> str | None:
 
 def new_traceparent() -> tuple[str, str]:
     """(traceparent, trace id) for a request that arrived without one; not sampled (the gateway emits no spans)."""
-    trace, span = os.urandom(16).hex(), os.urandom(8).hex()
-    return f"00-{trace}-{span}-00", trace
+    # Ids must be unique, not secret: the per-process PRNG (seeded from os.urandom at start; workers are spawned,
+    # never forked, so no two share a state) costs no syscall, where os.urandom costs one per call.
+    trace = f"{_bits(128) or 1:032x}"
+    return f"00-{trace}-{_bits(64) or 1:016x}-00", trace
 
 
 class AccessLog:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.addresses import parse_ip
 from gateway.errors import ConfigError, ConfigIssue
+from gateway.headers import TOKEN_PATTERN
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -62,6 +63,24 @@ class Timeouts(_Model):
         le=300,
         description="Seconds a pooled upstream connection may sit idle; below common upstream keep-alive limits.",
     )
+    upstream_acquire: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Seconds a request waits for a connection when its endpoint is at the connection limit (503).",
+    )
+    dns_ttl: float = Field(
+        30.0,
+        ge=0,
+        le=86400,
+        description="Seconds an upstream host name's addresses are cached; 0 resolves per connect.",
+    )
+    dns_stale: float = Field(
+        300.0,
+        ge=0,
+        le=86400,
+        description="Seconds the last good addresses of a name keep being used while its lookups fail; 0 never.",
+    )
 
 
 class Limits(_Model):
@@ -77,6 +96,12 @@ class Limits(_Model):
     )
     upstream_max_idle_per_endpoint: int = Field(
         64, ge=0, le=10000, description="Idle keep-alive connections kept per upstream endpoint."
+    )
+    upstream_max_connections_per_endpoint: int = Field(
+        1024,
+        ge=1,
+        le=100_000,
+        description="Upstream connections (active and idle) per endpoint and worker; beyond it requests wait.",
     )
 
 
@@ -104,7 +129,11 @@ class Drain(_Model):
 class Observability(_Model):
     access_log: bool = Field(True, description="One JSON line per request on stdout.")
     request_id_header: str = Field(
-        "X-Request-Id", min_length=1, max_length=64, description="Accepted from trusted proxies, else generated."
+        "X-Request-Id",
+        min_length=1,
+        max_length=64,
+        pattern=TOKEN_PATTERN,
+        description="Accepted from trusted proxies, else generated.",
     )
 
 

@@ -24,6 +24,8 @@ from gateway.metrics import METRICS
 from gateway.observability import ACCESS_LOG
 from gateway.settings import Settings
 
+GC_GEN0_THRESHOLD = 20_000
+
 log = logging.getLogger("sluicegate.worker")
 
 
@@ -98,6 +100,10 @@ async def main(listen_fd: int, control_fd: int, level: str) -> int:
     # Long-lived objects (registry, routes) are not garbage; freezing them keeps collections cheap on the hot path.
     gc.collect()
     gc.freeze()
+    # A request allocates a few hundred container objects that almost all die young through reference counting.
+    # With the default gen-0 threshold (700) a collection runs every few requests and scans the survivors of the
+    # moment (in-flight exchanges); at 20,000 it runs ~30x less often for the same garbage (decisions.md D17).
+    gc.set_threshold(GC_GEN0_THRESHOLD, 10, 10)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: None)  # the supervisor decides when to drain; it signals us over control

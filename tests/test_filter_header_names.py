@@ -8,12 +8,22 @@ value (a copied header, a path variable) past that rule, so every request-side f
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from gateway.hygiene import FORWARDING
 from gateway.settings import Settings
 from gateway.spec import header_name, reserved_request_headers, response_header_name
 from tests.conftest import StartGateway, Upstream
-from tests.helpers import config_issues, config_only_route, converse, echoed, echoed_header, fetch, one_route
+from tests.helpers import (
+    config_issues,
+    config_only_route,
+    converse,
+    echoed,
+    echoed_header,
+    fetch,
+    header_names,
+    one_route,
+)
 
 ARGS = "routes[0].filters[0].args"
 SPELLINGS = ["X-Forwarded-For", "x-forwarded-host", "X-Forwarded-Port", "X-Forwarded-Proto", "X-FORWARDED-PREFIX"]
@@ -89,3 +99,32 @@ async def test_response_side_filters_may_write_forwarding_headers(
     assert reply.values("X-Forwarded-For") == [b"198.51.100.1"]
     assert reply.values("X-Real-IP") == [b"198.51.100.2"]
     assert reply.upstream_got("X-Forwarded-For") == ["127.0.0.1"]  # the request side is untouched
+
+
+def test_the_request_id_header_setting_must_be_a_header_name() -> None:
+    # The gateway writes this name into every request and response head without further checks.
+    with pytest.raises(ValidationError):
+        Settings.model_validate({"observability": {"request_id_header": "X-Id\r\nX-Injected: 1"}})
+    assert Settings.model_validate({"observability": {"request_id_header": "X-Trace-Id"}})
+
+
+async def test_a_trusted_proxys_forwarding_chain_and_request_id_are_extended_in_place(
+    upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    settings = Settings.model_validate({"trusted_proxies": ["127.0.0.1/32"]})
+    gw = await start_gateway(one_route(upstream.url, "[]"), settings)
+    head = (
+        "GET / HTTP/1.1\r\nHost: api.example.org\r\nX-Forwarded-Proto: https\r\nX-Request-Id: edge-42\r\n"
+        "Forwarded: for=203.0.113.9;proto=https\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n"
+    )
+    seen = echoed((await converse(gw.port, head.encode())).data)
+    assert echoed_header(seen, "X-Forwarded-For") == ["203.0.113.9, 127.0.0.1"]
+    assert echoed_header(seen, "X-Forwarded-Proto") == ["https, http"]
+    assert echoed_header(seen, "Forwarded") == [
+        'for=203.0.113.9;proto=https, for=127.0.0.1;proto=http;host="api.example.org"'
+    ]
+    assert echoed_header(seen, "X-Request-Id") == ["edge-42"]
+    names = [name.lower() for name in header_names(seen)]
+    # Fields a proxy sent stay where they were (appended to), ours follow the client's fields.
+    assert names.index("x-forwarded-proto") < names.index("forwarded") < names.index("x-forwarded-for")
+    assert names.index("x-forwarded-for") < names.index("x-forwarded-host")

@@ -70,6 +70,8 @@ class HttpProtocol(asyncio.Protocol):
         self.settings = settings
         self.limits = settings.limits
         self.timeouts = settings.timeouts
+        self.id_header = settings.observability.request_id_header
+        self.id_lower = self.id_header.lower()
         self.connections = connections
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -77,7 +79,11 @@ class HttpProtocol(asyncio.Protocol):
         self.peer = ("", 0)
         self.queue: deque[Pending] = deque()
         self.task: asyncio.Task[None] | None = None
+        #: Resolved by `_enqueue` when the serving task waits for the next request of a keep-alive connection.
+        self.idle_waiter: asyncio.Future[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        self.on_deadline: Callable[[], None] | None = None
         self.writer = ResponseWriter(self)
         self.closing = False
         self.lingering = False
@@ -114,7 +120,7 @@ class HttpProtocol(asyncio.Protocol):
         if self in self.connections:
             self.connections.discard(self)
             METRICS.open_connections -= 1
-        self._disarm()
+        self._cancel_timer()
         error = ConnectionResetError("client connection lost")
         for pending in self.queue:
             if isinstance(pending.body, StreamBody):
@@ -291,6 +297,10 @@ class HttpProtocol(asyncio.Protocol):
         self.queue.append(pending)
         if self.task is None:
             self.task = self.loop.create_task(self._serve())
+        elif self.idle_waiter is not None:
+            waiter, self.idle_waiter = self.idle_waiter, None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _fail(self, error: GatewayError) -> None:
         """The request being read is refused: answer it in turn, then close. Stop parsing this connection."""
@@ -308,8 +318,12 @@ class HttpProtocol(asyncio.Protocol):
         self._enqueue(Pending(None, None, EMPTY, error))
 
     async def _serve(self) -> None:
+        """Serve queued requests in order for as long as the connection lives.
+
+        One task per connection, not per request: between requests it waits on a future that `_enqueue` resolves
+        (a task costs about twice a future's wake-up, and its registration runs Python code of asyncio's)."""
         try:
-            while self.queue and not self.closing:
+            while await self._next_request():
                 pending = self.queue[0]
                 keep_open = await self.writer.serve(pending)
                 self.queue.popleft()
@@ -321,32 +335,65 @@ class HttpProtocol(asyncio.Protocol):
                     if self.reading_head:
                         self._arm(self.timeouts.header_read, self._on_header_timeout)
         except asyncio.CancelledError:
-            pass  # the client left; the writer logged it as 499
+            pass  # the client left (the writer logged a request in progress as 499), or the idle connection closed
         finally:
             self.task = None
-        if self.draining and not self.closing and not self.queue:
-            self.linger_close()  # the last response of a draining connection went out
-        elif not self.closing and not self.queue and not self.reading_head:
-            self._arm(self.timeouts.keepalive_idle, self._on_idle_timeout)
+            self.idle_waiter = None
+
+    async def _next_request(self) -> bool:
+        """True once a request is queued; False when the connection is done (closing, or drained after its last)."""
+        while not self.queue:
+            if self.closing:
+                return False
+            if self.draining:
+                self.linger_close()  # the last response of a draining connection went out
+                return False
+            if not self.reading_head:
+                self._arm(self.timeouts.keepalive_idle, self._on_idle_timeout)
+            waiter = self.idle_waiter = self.loop.create_future()
+            await waiter
+        return not self.closing
 
     # -- timers -----------------------------------------------------------------------------------------------
+    # One lazily moved deadline per connection instead of a timer per request: arming sets `deadline` and
+    # `on_deadline`; the one TimerHandle is rescheduled only when the new deadline is earlier than the time it
+    # fires. When it fires early it re-arms for the deadline; disarming just clears `on_deadline`. A keep-alive
+    # connection serving requests back to back thus touches no timer at all (two per request otherwise).
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_later(delay, callback)
+        self.deadline = self.loop.time() + delay
+        self.on_deadline = callback
+        timer = self.timer
+        if timer is None or timer.when() > self.deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(self.deadline, self._deadline_reached)
 
     def _disarm(self) -> None:
+        self.on_deadline = None  # a pending timer finds nothing to do and lapses
+
+    def _cancel_timer(self) -> None:
+        """Drop the timer itself: the connection is closing and must not be kept alive by a pending handle."""
+        self.on_deadline = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
 
-    def _on_idle_timeout(self) -> None:
+    def _deadline_reached(self) -> None:
         self.timer = None
+        callback = self.on_deadline
+        if callback is None:
+            return
+        if self.loop.time() < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self._deadline_reached)
+            return
+        self.on_deadline = None
+        callback()
+
+    def _on_idle_timeout(self) -> None:
         if not self.queue:
             self.close()
 
     def _on_header_timeout(self) -> None:
-        self.timer = None
         log.info("header read timeout from %s:%s", *self.peer)
         self._fail(RequestTimeout("the request head did not arrive in time"))
 
@@ -362,7 +409,7 @@ class HttpProtocol(asyncio.Protocol):
     def close(self) -> None:
         """Close now (also cuts a lingering close short, e.g. at shutdown)."""
         self.closing = True
-        self._disarm()
+        self._cancel_timer()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -377,7 +424,7 @@ class HttpProtocol(asyncio.Protocol):
             self.close()
             return
         self.closing = self.lingering = True
-        self._disarm()
+        self._cancel_timer()
         transport.write_eof()  # sent after everything already written
         self.paused_by.clear()
         transport.resume_reading()
@@ -391,6 +438,6 @@ class HttpProtocol(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection without a clean end: used when a response cannot be completed honestly."""
         self.closing = True
-        self._disarm()
+        self._cancel_timer()
         if self.transport is not None:
             self.transport.abort()

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from gateway.body import EMPTY, Body
 from gateway.errors import BadRequest, ExpectationFailed
 from gateway.exchange import PATH_ESCAPES, Exchange
-from gateway.headers import Headers
-from gateway.hygiene import FORWARDING, UPGRADE, strip_hop_by_hop
+from gateway.headers import Headers, connection_tokens_of
+from gateway.hygiene import FORWARDING, HOP_BY_HOP, UPGRADE
 from gateway.observability import (
     REQUEST_ID,
     TRACE_ID,
@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from gateway.server.protocol import HttpProtocol
 
 _ABSOLUTE = re.compile(r"(?i)(https?)://([^/?#]*)(.*)")
+#: Fields removed on arrival from an untrusted peer / a trusted proxy (hop-by-hop always; forwarding unless trusted).
+_TRUSTED_DROP = HOP_BY_HOP | {"expect"}
+_UNTRUSTED_DROP = _TRUSTED_DROP | FORWARDING
+#: Fields the edge rules read or drop; every other field passes the scan with one set lookup.
+_NOTABLE = _UNTRUSTED_DROP | {"host", "content-length", "traceparent", "tracestate"}
 
 
 @dataclass(slots=True)
@@ -55,8 +60,38 @@ def _split_target(target: str) -> tuple[str, str, str | None]:
     return path, query, authority
 
 
-def _host(head: RequestHead, authority: str | None) -> str:
-    hosts = head.headers.get_all("host")
+class _Fields:
+    """The request fields the edge rules look at, found in one pass over the head (most requests carry only Host)."""
+
+    __slots__ = ("found", "strip")
+
+    def __init__(self, headers: Headers, id_header: str, trusted: bool) -> None:
+        self.found: dict[str, list[str]] = {}
+        #: Lower-cased names to remove before filters see the request (hop-by-hop, untrusted forwarding, Expect).
+        self.strip: set[str] = set()
+        drop = _UNTRUSTED_DROP if not trusted else _TRUSTED_DROP
+        found = self.found
+        for lower, _, value in headers.raw():
+            if lower in _NOTABLE or lower == id_header:
+                values = found.get(lower)
+                if values is None:
+                    found[lower] = [value]
+                else:
+                    values.append(value)
+                if lower in drop:
+                    self.strip.add(lower)
+        connection = found.get("connection")
+        if connection:
+            # RFC 9110 §7.6.1: fields named in Connection are hop-by-hop too; Host is never dropped this way.
+            self.strip.update(token for token in connection_tokens_of(connection) if token != "host")
+
+    def first(self, lower: str) -> str | None:
+        values = self.found.get(lower)
+        return values[0] if values else None
+
+
+def _host(head: RequestHead, fields: _Fields, authority: str | None) -> str:
+    hosts = fields.found.get("host", ())
     if len(hosts) > 1:
         raise BadRequest("more than one Host header")
     host = hosts[0].strip() if hosts else ""
@@ -70,9 +105,8 @@ def _host(head: RequestHead, authority: str | None) -> str:
     return host
 
 
-def _body(head: RequestHead, proto: HttpProtocol) -> Body:
-    headers = head.headers
-    codings = headers.get_all("transfer-encoding")
+def _body(head: RequestHead, fields: _Fields, proto: HttpProtocol) -> Body:
+    codings = fields.found.get("transfer-encoding", ())
     chunked = bool(codings)
     if chunked and (len(codings) != 1 or codings[0].strip().lower() != "chunked"):
         # SECURITY: only plain `chunked` is framing both we and every upstream agree on (RFC 9112 §6.1).
@@ -80,14 +114,13 @@ def _body(head: RequestHead, proto: HttpProtocol) -> Body:
     if chunked and head.version == "1.0":
         # SECURITY: HTTP/1.0 has no chunked coding; a proxy that honours it disagrees with one that does not.
         raise BadRequest("Transfer-Encoding is not allowed in HTTP/1.0 requests")
-    expect = headers.get("expect")
+    expect = fields.first("expect")
     expect_continue = False
     if expect is not None:
         if expect.strip().lower() != "100-continue":
             raise ExpectationFailed(f"unsupported expectation {expect!r}")
-        expect_continue = head.version != "1.0"
-        headers.remove("expect")  # answered here, on the first read of the body
-    length = headers.get("content-length")
+        expect_continue = head.version != "1.0"  # answered here, on the first read of the body
+    length = fields.first("content-length")
     if head.upgrade:
         if chunked or (length is not None and int(length) != 0):
             # SECURITY: llhttp hands the bytes after an upgrade head to the tunnel, not to a body.
@@ -103,14 +136,14 @@ def _body(head: RequestHead, proto: HttpProtocol) -> Body:
 def build_exchange(head: RequestHead, proto: HttpProtocol, settings: Settings) -> tuple[Exchange, Body]:
     """Validate the head and build the Exchange filters will see. Raises a GatewayError (4xx) on any rule."""
     raw_path, query, authority = _split_target(head.target)
-    host = _host(head, authority)
-    body = _body(head, proto)
     headers = head.headers
-    upgrade = headers.get("upgrade", "") if head.upgrade else ""
-    strip_hop_by_hop(headers)
+    id_header = settings.observability.request_id_header
+    id_lower = id_header.lower()
+    fields = _Fields(headers, id_lower, proto.trusted_peer)
+    host = _host(head, fields, authority)
+    body = _body(head, fields, proto)
+    upgrade = (fields.first("upgrade") or "") if head.upgrade else ""
     client_host, client_port = proto.peer
-    if not proto.trusted_peer:
-        headers.remove_many(FORWARDING)  # SECURITY: only trusted proxies may speak for the client
     canonical = canonicalize(raw_path, merge_slashes=settings.merge_slashes)
     exchange = Exchange(
         head.method,
@@ -127,24 +160,34 @@ def build_exchange(head: RequestHead, proto: HttpProtocol, settings: Settings) -
         exchange.set(PATH_ESCAPES, canonical.escapes)
     if upgrade:
         exchange.set(UPGRADE, upgrade.strip().lower())
-    _trace(exchange, headers, proto.trusted_peer, settings.observability.request_id_header)
+    new_parent = _trace(exchange, fields, proto.trusted_peer, id_lower)
+    if fields.strip:
+        headers.remove_many(fields.strip)
+    if new_parent is not None:
+        headers.raw().append(("traceparent", "traceparent", new_parent))  # a name and a value of our own making
     return exchange, body
 
 
-def _trace(exchange: Exchange, headers: Headers, trusted: bool, id_header: str) -> None:
-    """Request id (kept from a trusted proxy, else generated) and W3C traceparent (kept if valid, else new).
+def _trace(exchange: Exchange, fields: _Fields, trusted: bool, id_lower: str) -> str | None:
+    """Request id (kept from a trusted proxy, else generated) and W3C traceparent (kept if valid, else new: the
+    new `traceparent` value is returned, for the caller to add once the fields to strip are gone).
 
     The client's own X-Request-Id stays visible to predicates and filters (SCG configs match on it); the id the
     gateway logs, returns and forwards is REQUEST_ID — the forwarder writes it over whatever the client sent.
     """
-    given = headers.get(id_header) if trusted else None
+    given = fields.first(id_lower) if trusted else None
     # SECURITY: an untrusted client cannot choose the id the logs correlate on
     request_id = given if given is not None and acceptable_request_id(given) else new_request_id()
     exchange.set(REQUEST_ID, request_id)
-    parent = headers.get("traceparent")
-    trace = parse_traceparent(parent) if parent is not None else None
-    if trace is None:
-        parent, trace = new_traceparent()
-        headers.set("traceparent", parent)
-        headers.remove("tracestate")  # state belongs to the trace it came with
+    parents = fields.found.get("traceparent")
+    trace = parse_traceparent(parents[0]) if parents is not None and len(parents) == 1 else None
+    if trace is not None:
+        exchange.set(TRACE_ID, trace)
+        return None
+    parent, trace = new_traceparent()
+    if parents is not None:
+        fields.strip.add("traceparent")
+    if "tracestate" in fields.found:
+        fields.strip.add("tracestate")  # state belongs to the trace it came with
     exchange.set(TRACE_ID, trace)
+    return parent

@@ -109,8 +109,8 @@ class ResponseWriter:
             log.exception("handler failed for %s %s", pending.head.method, exchange.path)
             response = _problem(InternalError("the gateway failed to handle the request"))
         request_id = exchange.get(REQUEST_ID)
-        if request_id is not None:
-            response.headers.set(self.proto.settings.observability.request_id_header, request_id)
+        if request_id is not None:  # generated, or validated when taken from a trusted proxy; a validated name
+            response.headers.set_trusted(self.proto.id_lower, self.proto.id_header, request_id)
         try:
             keep_open = await self._write(pending, response)
         except asyncio.CancelledError:
@@ -226,7 +226,24 @@ class ResponseWriter:
         sent = len(first)
         if declared is not None and sent > declared:
             raise ResponseAborted(f"body longer than its Content-Length {declared}")
-        self.write(head + (chunk(first) if chunked and first else first))
+        payload = chunk(first) if chunked and first else first
+        if isinstance(body, StreamBody) and body.exhausted:
+            # The common small response: all of it arrived with the upstream's head. One write, no iterator.
+            if declared is not None and sent != declared:
+                raise ResponseAborted(f"body of {sent} bytes ended before its Content-Length {declared}")
+            self.write(head + payload + LAST_CHUNK if chunked else head + payload)
+            return
+        self.write(head + payload)
+        sent = await self._pump_rest(body, sent, declared, chunked, idle)
+        if declared is not None and sent != declared:
+            raise ResponseAborted(f"body of {sent} bytes ended before its Content-Length {declared}")
+        if chunked:
+            self.write(LAST_CHUNK)
+
+    async def _pump_rest(
+        self, body: AsyncIterable[bytes], sent: int, declared: int | None, chunked: bool, idle: float
+    ) -> int:
+        """Write the body after what went out with the head; returns the bytes of body sent in all."""
         try:
             async for data in body:
                 if not data:
@@ -240,10 +257,7 @@ class ResponseWriter:
         except GatewayError as exc:
             # SECURITY/correctness: an upstream failing mid-body must never look like a complete response.
             raise ResponseAborted(f"upstream body failed: {exc.detail}") from exc
-        if declared is not None and sent != declared:
-            raise ResponseAborted(f"body of {sent} bytes ended before its Content-Length {declared}")
-        if chunked:
-            self.write(LAST_CHUNK)
+        return sent
 
     async def _tunnel(self, pending: Pending, response: UpgradeResponse) -> None:
         """Write the 101 head, then copy bytes both ways until either side closes."""
@@ -335,6 +349,8 @@ def _problem(error: GatewayError) -> Response:
 
 
 async def _aclose(body: object) -> None:
+    if isinstance(body, StreamBody) and body.exhausted:
+        return  # read to its end: nothing to release (the usual case, and no coroutine to run for it)
     aclose = getattr(body, "aclose", None)
     if aclose is not None:
         try:

@@ -3,13 +3,16 @@
 httptools cannot tell llhttp that a response answers HEAD, nor signal the end of a close-delimited body, so the
 framing state is ours: HEAD/204/304 responses end at their head, and EOF completes a close-delimited body but
 aborts any other. Ambiguous framing (CL with TE, bad chunk sizes, obs-fold) is a parse error: 502, never passed on.
+
+The connection also records what the pool and the forwarder's one resend need to know: whether the socket refused
+the request head outright, whether it was lost before any response byte, and the upstream's `Keep-Alive: timeout`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -23,6 +26,35 @@ MAX_RESPONSE_HEADERS = 200
 #: While a head is being read, bytes are fed to llhttp in slices of this size so that a huge header field is
 #: refused after ~64 KiB instead of being accumulated in full by httptools before any callback sees it.
 HEAD_SLICE = 16 * 1024
+
+
+#: Longest digit string read from `Keep-Alive: timeout=`; anything longer is malformed (and would be absurd).
+_MAX_TIMEOUT_DIGITS = 9
+
+
+def parse_keep_alive_timeout(value: str) -> int | None:
+    """Seconds from the `timeout=N` parameter of a Keep-Alive field value (Apache, nginx, Node send it), else None.
+
+    Plain string operations only, on a value an upstream wrote: ASCII digits (optionally quoted) are accepted,
+    anything else — a sign, a fraction, Unicode digits, an empty value — is malformed and ignored (None).
+    """
+    for part in value.split(","):
+        name, sep, number = part.partition("=")
+        if not sep or name.strip().lower() != "timeout":
+            continue
+        number = number.strip()
+        if len(number) >= 2 and number[0] == number[-1] == '"':
+            number = number[1:-1]
+        if 0 < len(number) <= _MAX_TIMEOUT_DIGITS and number.isascii() and number.isdigit():
+            return int(number)
+        return None
+    return None
+
+
+class PoolSlot(Protocol):
+    """The pool's count of connections to one endpoint; a connection frees its place exactly once."""
+
+    def free(self) -> None: ...
 
 
 class _Unsolicited(Exception):
@@ -71,6 +103,8 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.transport: asyncio.Transport | None = None
+        #: The TCP transport; the same as `transport` unless TLS runs on top of it.
+        self._raw: asyncio.Transport | None = None
         self.closed = False
         self.reusable = True
         self.loop = asyncio.get_running_loop()
@@ -79,10 +113,16 @@ class UpstreamConnection(asyncio.Protocol):
         self.tunnel: StreamBody | None = None
         self.on_complete: asyncio.Future[None] | None = None
         self._parser: httptools.HttpResponseParser | None = None
+        self._parser_idle = False  # the parser saw its last message end: it can parse the next response
         self._write_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
         self._read_paused = False
-        self.idle_timer: asyncio.TimerHandle | None = None
+        #: Its place under the pool's per-endpoint limit, given back (once) when the connection closes.
+        self.slot: PoolSlot | None = None
+        #: Requests begun on this connection: more than one means it came from the pool.
+        self.requests = 0
+        #: loop.time() after which the pool must not hand this idle connection out any more.
+        self.idle_deadline = 0.0
         self._reset(False, None)
 
     def _reset(self, head_request: bool, body_idle: float | None) -> None:
@@ -96,15 +136,25 @@ class UpstreamConnection(asyncio.Protocol):
         self._parsed_head: ResponseHead | None = None
         self._in_head = True  # reading a status line and header fields (not trailers)
         self._head_budget = MAX_RESPONSE_HEADER_BYTES + HEAD_SLICE
+        self._answered = False  # a response byte arrived for the current request
+        #: The current request's connection was lost (EOF or reset) before a single response byte arrived.
+        self.lost_before_response = False
+        #: Seconds the upstream said it keeps this connection idle (`Keep-Alive: timeout=N` on the last response).
+        self.keep_alive_timeout: int | None = None
 
     # -- request lifecycle ------------------------------------------------------------------------------------
     def begin(self, head_request: bool, body_idle: float | None) -> None:
         """Prepare for the response to the request about to be written."""
         self._reset(head_request, body_idle)
-        self._parser = httptools.HttpResponseParser(self)
+        if self._parser is None or not self._parser_idle or head_request:
+            # llhttp parses consecutive responses on one parser; a new one is needed only after a response it did
+            # not see end (HEAD: it would wait for the body the Content-Length announces) or for a HEAD request.
+            self._parser = httptools.HttpResponseParser(self)
+        self._parser_idle = False
         self.head = self.loop.create_future()
         self.on_complete = self.loop.create_future()
         self.body = None
+        self.requests += 1
 
     @property
     def usable(self) -> bool:
@@ -122,6 +172,17 @@ class UpstreamConnection(asyncio.Protocol):
             raise UpstreamError("the upstream connection closed while the request was being sent")
         self.transport.write(data)
 
+    def send_head(self, data: bytes) -> bool:
+        """Write the request head; True when the socket refused it outright, so not one byte of it was sent.
+
+        Both asyncio and uvloop try the send at once when nothing is queued, and a send that fails (the upstream
+        reset the connection, EPIPE) closes the transport before `write` returns. A head queued behind earlier
+        bytes is not tried yet: that case is never reported as refused (a later loss is then just a loss).
+        """
+        self.write(data)
+        raw = self._raw
+        return raw is not None and raw.is_closing()
+
     async def drain(self, idle_timeout: float | None = None) -> None:
         """Wait while the upstream's receive window is full; UpstreamTimeout after `idle_timeout` without progress."""
         if self.closed:
@@ -138,6 +199,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reusable = False
         if self.transport is not None and not self.closed:
             self.transport.close()
+        self._free_slot()
 
     def abort(self) -> None:
         """Tear the connection down so the upstream sees an incomplete request."""
@@ -146,21 +208,30 @@ class UpstreamConnection(asyncio.Protocol):
             self.head.cancel()  # nobody will await it any more
         if self.transport is not None and not self.closed:
             self.transport.abort()
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        # At close time rather than at connection_lost: a socket still flushing to a stalled upstream must not
+        # keep a waiting request from connecting.
+        slot, self.slot = self.slot, None
+        if slot is not None:
+            slot.free()
 
     # -- asyncio.Protocol -------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        self.transport = self._raw = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
+        self._free_slot()
         if self._write_waiter is not None and not self._write_waiter.done():
             self._write_waiter.set_exception(UpstreamError("the upstream closed the connection"))
         if self.tunnel is not None:
             self.tunnel.feed_eof()
         if self.head is not None and not self.head.done():
+            # An orderly close or a reset with nothing of a response: what a keep-alive race looks like.
+            self.lost_before_response = not self._answered and (exc is None or isinstance(exc, ConnectionError))
             self.head.set_exception(UpstreamError("the upstream closed the connection before responding"))
         elif self.body is not None and not self._done:
             if self._close_delimited and exc is None:
@@ -194,6 +265,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._parser is None or self._done:
             self.close()  # bytes nobody asked for: the connection cannot be trusted for another request
             return
+        self._answered = True
         if self._in_head and len(data) > HEAD_SLICE:
             self._feed_slices(data)
         elif self._charge_head(len(data)):
@@ -255,11 +327,21 @@ class UpstreamConnection(asyncio.Protocol):
         if self._header_bytes > MAX_RESPONSE_HEADER_BYTES or len(self._headers) >= MAX_RESPONSE_HEADERS:
             raise UpstreamProtocolError("the upstream's response headers are too large")
         text = name.decode("latin-1")
-        self._headers.append((text.lower(), text, value.decode("latin-1")))
+        lower, decoded = text.lower(), value.decode("latin-1")
+        if lower == "keep-alive":
+            self._note_keep_alive(decoded)
+        self._headers.append((lower, text, decoded))
+
+    def _note_keep_alive(self, value: str) -> None:
+        seconds = parse_keep_alive_timeout(value)
+        if seconds is not None and (self.keep_alive_timeout is None or seconds < self.keep_alive_timeout):
+            self.keep_alive_timeout = seconds  # several fields: the strictest one wins
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
         status = self._parser.get_status_code()
+        if status < 100:  # llhttp takes any three digits; RFC 9110 §15 has no class below 1xx
+            raise UpstreamProtocolError(f"the upstream sent the invalid status code {status:03d}")
         if 100 <= status < 200 and status != 101:
             self._headers, self._header_bytes = [], 0  # informational: wait for the final one
             return
@@ -287,6 +369,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.body.feed(data)
 
     def on_message_complete(self) -> None:
+        self._parser_idle = True
         if self.body is None or self._done:
             return  # the end of a 1xx message, or of a body already ended by our own framing rules
         if not self._parser_keep_alive():

@@ -2,29 +2,36 @@
 
 Byte-transparent except a documented list (docs/routes.md "What the gateway changes"): hop-by-hop and
 Connection-named fields removed both ways, Host set to the upstream's authority (unless preserved), forwarding
-headers appended, framing recomputed, `Expect` answered by the gateway. Nothing is ever sent twice here.
+headers appended, framing recomputed, `Expect` answered by the gateway.
+
+The one resend below the Retry filter: a request is re-sent once on a fresh connection only if the pooled
+connection was seen closed before writing (skipped at acquire, so nothing to resend), or the write was refused
+with 0 bytes sent (any method), or — for idempotent methods only, with no body or a replayable or still unread
+one — the connection hit EOF (or a reset) before any response byte. Nothing else is ever sent twice. The resend is
+an attempt (`exchange.tried`, `gateway_upstream_resends_total`, an INFO log line); it spends no retry budget.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import logging
 import time
 from typing import Protocol
 
 from gateway.body import Body
 from gateway.errors import (
-    BadRequest,
     GatewayError,
     InternalError,
     UpstreamConnectError,
+    UpstreamDnsError,
     UpstreamError,
+    UpstreamPoolExhausted,
     UpstreamProtocolError,
     UpstreamTimeout,
     UpstreamTlsError,
 )
 from gateway.exchange import UPSTREAM_SECONDS, Endpoint, Exchange, Response, UpgradeResponse, UpstreamRef
-from gateway.hygiene import PRESERVE_HOST, UPGRADE, add_forwarding_headers, strip_hop_by_hop
+from gateway.hygiene import UPGRADE, strip_hop_by_hop
 from gateway.metrics import METRICS, UNMATCHED
 from gateway.observability import REQUEST_ID
 from gateway.routing.route import UpstreamTimeouts
@@ -32,18 +39,24 @@ from gateway.server.wire import LAST_CHUNK, chunk
 from gateway.settings import Settings
 from gateway.upstream.connection import ConnectionTunnel, ResponseBody, ResponseHead, UpstreamConnection
 from gateway.upstream.pool import ConnectionPool
+from gateway.upstream.request_head import serialize_request
 
-_TARGET = re.compile(r"/[\x21-\x7e]*")
+log = logging.getLogger("sluicegate.upstream")
+
 #: Upstream failures by kind, for gateway_upstream_errors_total (client-side 4xx are not upstream errors).
 _ERROR_KINDS: dict[type[GatewayError], str] = {
     UpstreamConnectError: "connect",
+    UpstreamDnsError: "dns",
+    UpstreamPoolExhausted: "pool",
     UpstreamTimeout: "timeout",
     UpstreamTlsError: "tls",
     UpstreamProtocolError: "protocol",
     UpstreamError: "reset",
 }
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_FRAMING = frozenset({"content-length", "transfer-encoding"})
+#: RFC 9110 §9.2.2: a request with one of these methods may be sent again after a connection was lost.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+WRITE_REFUSED = "write_refused"
+EOF_BEFORE_RESPONSE = "eof_before_response"
 
 
 class Forwarder(Protocol):
@@ -110,24 +123,72 @@ class HttpForwarder:
         timeouts = self._timeouts(exchange)
         exchange.tried.append(endpoint)  # recorded before connecting: a failed connect was still an attempt
         conn = await self.pool.acquire(endpoint, timeouts.connect)
-        conn.begin(exchange.method == "HEAD", timeouts.body_idle)
-        sender: asyncio.Task[None] | None = None
-        try:
-            conn.write(head_bytes)
-            if chunked is not None:
-                sender = asyncio.get_running_loop().create_task(
-                    _send_body(conn, exchange.body, chunked, timeouts.body_idle)
-                )
-            head = await _await_head(conn, sender, timeouts.response)
-        except BaseException:
-            conn.abort()  # the upstream must see an incomplete request, never a complete one we gave up on
-            if sender is not None:
-                sender.cancel()
-            raise
-        response = self._response(conn, head, sender, upgrade)
+        sender = _BodySender(exchange.body, chunked, timeouts.body_idle) if chunked is not None else None
+        sent = await self._attempt(conn, exchange.method, head_bytes, sender, timeouts, conn.requests > 0)
+        if isinstance(sent, str):
+            conn, sender = await self._prepare_resend(exchange, conn, sender, sent, timeouts)
+            sent = await self._attempt(conn, exchange.method, head_bytes, sender, timeouts, False)
+            assert not isinstance(sent, str)  # a fresh connection is never resent on
+        head, task = sent
+        response = self._response(conn, head, task, upgrade)
         if isinstance(response.body, ResponseBody):
             exchange.streams.append(response.body)  # closed by the server if a filter never sends it on
         return response
+
+    async def _attempt(
+        self,
+        conn: UpstreamConnection,
+        method: str,
+        head_bytes: bytes,
+        sender: _BodySender | None,
+        timeouts: UpstreamTimeouts,
+        pooled: bool,
+    ) -> tuple[ResponseHead, asyncio.Task[None] | None] | str:
+        """Send the request on `conn` and wait for the response head.
+
+        Returns the head (and the body-sending task), or — only when `pooled` — the reason the request may be sent
+        once more on a fresh connection. Raises a GatewayError otherwise, with the connection aborted.
+        """
+        conn.begin(method == "HEAD", timeouts.body_idle)
+        task: asyncio.Task[None] | None = None
+        try:
+            if conn.send_head(head_bytes) and pooled:
+                return WRITE_REFUSED  # not one byte left: safe for any method, and the body is still unread
+            if sender is not None:
+                task = asyncio.get_running_loop().create_task(sender.run(conn))
+            return await _await_head(conn, task, timeouts.response), task
+        except BaseException as error:
+            if task is not None:
+                task.cancel()
+            if not (pooled and isinstance(error, UpstreamError) and _lost_unanswered(conn, method, sender)):
+                conn.abort()  # the upstream must see an incomplete request, never a complete one we gave up on
+                raise
+        if task is not None:
+            await asyncio.wait((task,))  # let it unwind before another sender reads the same body
+        return EOF_BEFORE_RESPONSE
+
+    async def _prepare_resend(
+        self,
+        exchange: Exchange,
+        conn: UpstreamConnection,
+        sender: _BodySender | None,
+        reason: str,
+        timeouts: UpstreamTimeouts,
+    ) -> tuple[UpstreamConnection, _BodySender | None]:
+        """Record the resend as an attempt and get a fresh connection in place of the failed pooled one."""
+        endpoint = conn.endpoint
+        exchange.tried.append(endpoint)
+        METRICS.upstream_resend(exchange.route.id if exchange.route else UNMATCHED, reason)
+        request_id: str | None = exchange.get(REQUEST_ID)
+        log.info(
+            "request %s: %s re-sent to %s on a fresh connection (%s)",
+            request_id,
+            exchange.method,
+            endpoint.label,
+            reason,
+        )
+        fresh = await self.pool.replace(conn, timeouts.connect)
+        return fresh, (sender.again() if sender is not None else None)
 
     def _response(
         self,
@@ -162,54 +223,45 @@ class HttpForwarder:
             conn.close()
 
 
-def serialize_request(
-    exchange: Exchange, ref: UpstreamRef, upgrade: str | None, id_header: str = "X-Request-Id"
-) -> tuple[bytes, bool | None]:
-    """The request head as bytes, and how the body goes: None (no body), False (Content-Length), True (chunked)."""
-    target = exchange.path + ("?" + exchange.query if exchange.query else "")
-    if not _TARGET.fullmatch(target):
-        raise BadRequest("the rewritten request target holds characters that cannot be sent")
-    headers = exchange.headers
-    if not exchange.get(PRESERVE_HOST) or "host" not in headers:
-        headers.set("Host", ref.authority)
-    add_forwarding_headers(exchange, headers)
-    request_id = exchange.get(REQUEST_ID)
-    if request_id is not None:
-        headers.set(id_header, request_id)
-    body = exchange.body
-    declared = "content-length" in headers
-    headers.remove_many(_FRAMING)
-    framing, chunked = _framing(exchange.method, body, declared)
-    lines = [f"{exchange.method} {target} HTTP/1.1\r\n"]
-    lines.extend(f"{name}: {value}\r\n" for _, name, value in headers.raw())
-    lines.append(framing)
-    if upgrade:
-        lines.append(f"Connection: Upgrade\r\nUpgrade: {upgrade}\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1"), chunked
+def _lost_unanswered(conn: UpstreamConnection, method: str, sender: _BodySender | None) -> bool:
+    """The resend rule's last case: idempotent, body absent or replayable or unread, lost before any response byte."""
+    return conn.lost_before_response and method in IDEMPOTENT and (sender is None or sender.replayable)
 
 
-def _framing(method: str, body: Body, declared: bool) -> tuple[str, bool | None]:
-    if body.length is None:
-        return "Transfer-Encoding: chunked\r\n", True
-    if body.length > 0:
-        return f"Content-Length: {body.length}\r\n", False
-    return ("Content-Length: 0\r\n" if declared or method in _BODY_METHODS else ""), None
+class _BodySender:
+    """Streams the request body upstream; the declared length is enforced, whatever `Body` a filter installed.
 
+    `started` turns true with the first bytes taken from the body: a one-shot stream can then not be sent again.
+    """
 
-async def _send_body(conn: UpstreamConnection, body: Body, chunked: bool, idle: float) -> None:
-    """Stream the request body upstream; the declared length is enforced, whatever `Body` a filter installed."""
-    declared, sent = body.length, 0
-    while data := await body.read():
-        sent += len(data)
-        if declared is not None and sent > declared:
-            raise InternalError(f"the request body is longer than its declared {declared} bytes")
-        conn.write(chunk(data) if chunked else data)
-        await conn.drain(idle)
-    if declared is not None and sent != declared:
-        raise InternalError(f"the request body ended after {sent} of its declared {declared} bytes")
-    if chunked:
-        conn.write(LAST_CHUNK)
+    __slots__ = ("body", "chunked", "idle", "started")
+
+    def __init__(self, body: Body, chunked: bool, idle: float) -> None:
+        self.body, self.chunked, self.idle = body, chunked, idle
+        self.started = False
+
+    @property
+    def replayable(self) -> bool:
+        return not self.started or self.body.replayable
+
+    def again(self) -> _BodySender:
+        """A sender of the same bytes for another attempt (only when `replayable`)."""
+        return _BodySender(self.body.replay() if self.started else self.body, self.chunked, self.idle)
+
+    async def run(self, conn: UpstreamConnection) -> None:
+        body, chunked = self.body, self.chunked
+        declared, sent = body.length, 0
+        while data := await body.read():
+            self.started = True
+            sent += len(data)
+            if declared is not None and sent > declared:
+                raise InternalError(f"the request body is longer than its declared {declared} bytes")
+            conn.write(chunk(data) if chunked else data)
+            await conn.drain(self.idle)
+        if declared is not None and sent != declared:
+            raise InternalError(f"the request body ended after {sent} of its declared {declared} bytes")
+        if chunked:
+            conn.write(LAST_CHUNK)
 
 
 async def _await_head(
@@ -224,12 +276,19 @@ async def _await_head(
             error = sender.exception()
             if error is not None and not isinstance(error, UpstreamError):
                 raise error  # the client's side failed (400/408/client gone): abort the upstream request
+    # A plain timer that fails the future, not asyncio.timeout(): the same effect for a fraction of the calls.
+    timer = None if timeout is None else conn.loop.call_later(timeout, _head_timed_out, head, timeout)
     try:
-        async with asyncio.timeout(timeout):
-            return await head
-    except TimeoutError as exc:
-        raise UpstreamTimeout(f"no response head within {timeout:g}s") from exc
+        return await head
     except GatewayError:
         raise
     except OSError as exc:
         raise UpstreamError(f"upstream connection failed: {exc}") from exc
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _head_timed_out(head: asyncio.Future[ResponseHead], timeout: float) -> None:
+    if not head.done():
+        head.set_exception(UpstreamTimeout(f"no response head within {timeout:g}s"))
