@@ -10,7 +10,10 @@ connection closes: nothing after it on the connection is executed, and nothing o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import cast
@@ -440,4 +443,17 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = True
         self._cancel_timer()
         if self.transport is not None:
+            _reset_on_close(self.transport)
             self.transport.abort()
+
+
+def _reset_on_close(transport: asyncio.Transport) -> None:
+    """Make closing send a TCP reset (SO_LINGER 0) instead of a FIN.
+
+    An HTTP/1.0 client reads a body without a length until the connection ends: to it a FIN says "complete", so
+    a response cut short (an upstream failing mid-body) would look whole. A reset is an error to every client.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -97,6 +97,24 @@ def _body_idle() -> GatewayError:
     return UpstreamTimeout("the upstream stopped sending the response body")
 
 
+def _check_framing(version: str, headers: Headers) -> None:
+    """Refuse response framing the gateway and its client could read differently (RFC 9112 §6.1, §2.3).
+
+    llhttp already refuses Content-Length with Transfer-Encoding and bad chunk sizes; what it lets through and we
+    do not: a version other than 1.x (an HTTP/0.9 status line), Transfer-Encoding in an HTTP/1.0 response, and any
+    coding but exactly one `chunked` — `gzip, chunked` would reach the client as an unmarked gzip body.
+    """
+    if version not in ("1.1", "1.0"):
+        raise UpstreamProtocolError(f"the upstream answered with HTTP/{version}")
+    codings = headers.get_all("transfer-encoding")
+    if not codings:
+        return
+    if version == "1.0":
+        raise UpstreamProtocolError("the upstream sent Transfer-Encoding in an HTTP/1.0 response")
+    if len(codings) != 1 or codings[0].strip().lower() != "chunked":
+        raise UpstreamProtocolError(f"unsupported response Transfer-Encoding {', '.join(codings)!r}")
+
+
 class UpstreamConnection(asyncio.Protocol):
     """A pooled connection. One request at a time: `begin()`, write, await `head`, read `body`."""
 
@@ -348,6 +366,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._in_head = False
         headers = Headers.trusted(self._headers)
         self._headers = []
+        _check_framing(self._parser.get_http_version(), headers)
         head = ResponseHead(status, self._reason, headers, self._parser.should_keep_alive())
         if status == 101:
             self._set_head(head)
@@ -369,6 +388,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.body.feed(data)
 
     def on_message_complete(self) -> None:
+        if self.body is None and self._in_head:
+            return  # the end of a 1xx message: the final response is still to come on this parser
         self._parser_idle = True
         if self.body is None or self._done:
             return  # the end of a 1xx message, or of a body already ended by our own framing rules

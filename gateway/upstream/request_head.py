@@ -14,7 +14,7 @@ from gateway.body import Body
 from gateway.errors import BadRequest
 from gateway.exchange import Exchange, UpstreamRef
 from gateway.headers import check_value
-from gateway.hygiene import PRESERVE_HOST, forwarding_values
+from gateway.hygiene import HOP_BY_HOP, PRESERVE_HOST, forwarding_values
 from gateway.observability import REQUEST_ID
 
 _TARGET = re.compile(r"/[\x21-\x7e]*")
@@ -23,7 +23,9 @@ _FRAMING = frozenset({"content-length", "transfer-encoding"})
 #: Fields this serialiser rewrites; every other field is copied with one set lookup.
 _REWRITTEN = frozenset({"host", "content-length", "transfer-encoding", "x-forwarded-for", "x-forwarded-proto"})
 _REWRITTEN_TOO = frozenset({"x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "forwarded"})
-_SPECIAL = _REWRITTEN | _REWRITTEN_TOO
+#: Hop-by-hop fields were removed on arrival; one a filter added since is not sent either (ours come last).
+_HOP_BY_HOP = HOP_BY_HOP - _FRAMING
+_SPECIAL = _REWRITTEN | _REWRITTEN_TOO | _HOP_BY_HOP
 
 
 def serialize_request(
@@ -53,6 +55,8 @@ def serialize_request(
             seen_host = True
         elif lower in _FRAMING:
             declared = declared or lower == "content-length"
+        elif lower in _HOP_BY_HOP:
+            continue
         elif lower == id_lower:
             if not seen_id:
                 lines.append(f"{id_header}: {request_id}\r\n")
