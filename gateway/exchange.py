@@ -162,7 +162,8 @@ class Exchange:
         self._attrs: dict[ExchangeKey[Any], Any] = {}
 
     def get(self, key: ExchangeKey[T], default: T | None = None) -> T | None:
-        return cast("T | None", self._attrs.get(key, default))
+        # Not typing.cast: it is a Python-level call, and this runs several times per request.
+        return self._attrs.get(key, default)
 
     def require(self, key: ExchangeKey[T]) -> T:
         """The value under `key`; KeyError if no filter set it."""

@@ -97,7 +97,11 @@ def _body_idle() -> GatewayError:
     return UpstreamTimeout("the upstream stopped sending the response body")
 
 
-def _check_framing(version: str, headers: Headers) -> None:
+#: Response fields that decide framing and reuse, noted as they are parsed.
+_FRAMING_FIELDS = frozenset({"content-length", "transfer-encoding", "keep-alive"})
+
+
+def _check_framing(version: str, framing: list[tuple[str, str]]) -> None:
     """Refuse response framing the gateway and its client could read differently (RFC 9112 §6.1, §2.3).
 
     llhttp already refuses Content-Length with Transfer-Encoding and bad chunk sizes; what it lets through and we
@@ -106,7 +110,7 @@ def _check_framing(version: str, headers: Headers) -> None:
     """
     if version not in ("1.1", "1.0"):
         raise UpstreamProtocolError(f"the upstream answered with HTTP/{version}")
-    codings = headers.get_all("transfer-encoding")
+    codings = [value for lower, value in framing if lower == "transfer-encoding"]
     if not codings:
         return
     if version == "1.0":
@@ -148,6 +152,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._body_idle = body_idle
         self._reason = ""
         self._headers: list[tuple[str, str, str]] = []
+        self._framing: list[tuple[str, str]] = []  # (lower name, value) of the head's _FRAMING_FIELDS
         self._header_bytes = 0
         self._close_delimited = False
         self._done = False
@@ -346,8 +351,10 @@ class UpstreamConnection(asyncio.Protocol):
             raise UpstreamProtocolError("the upstream's response headers are too large")
         text = name.decode("latin-1")
         lower, decoded = text.lower(), value.decode("latin-1")
-        if lower == "keep-alive":
-            self._note_keep_alive(decoded)
+        if lower in _FRAMING_FIELDS:
+            self._framing.append((lower, decoded))  # noted while parsing: no scan of the head afterwards
+            if lower == "keep-alive":
+                self._note_keep_alive(decoded)
         self._headers.append((lower, text, decoded))
 
     def _note_keep_alive(self, value: str) -> None:
@@ -361,12 +368,13 @@ class UpstreamConnection(asyncio.Protocol):
         if status < 100:  # llhttp takes any three digits; RFC 9110 §15 has no class below 1xx
             raise UpstreamProtocolError(f"the upstream sent the invalid status code {status:03d}")
         if 100 <= status < 200 and status != 101:
-            self._headers, self._header_bytes = [], 0  # informational: wait for the final one
+            self._headers, self._header_bytes, self._framing = [], 0, []  # informational: wait for the final one
             return
         self._in_head = False
         headers = Headers.trusted(self._headers)
         self._headers = []
-        _check_framing(self._parser.get_http_version(), headers)
+        framing = self._framing
+        _check_framing(self._parser.get_http_version(), framing)
         head = ResponseHead(status, self._reason, headers, self._parser.should_keep_alive())
         if status == 101:
             self._set_head(head)
@@ -375,7 +383,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._head_request or status in (204, 304):
             self._finish()
         else:
-            self._close_delimited = "content-length" not in headers and "transfer-encoding" not in headers
+            self._close_delimited = not any(lower != "keep-alive" for lower, _ in framing)
             if self._close_delimited:
                 self.reusable = False
         self._set_head(head)
