@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.floor_proxy import Client
+from benchmarks.instructions import _instructions
 from benchmarks.loadgen import LoadResult
 from benchmarks.measure import Sample
 from benchmarks.nginx import proxy_conf, upstream_conf
@@ -29,6 +31,7 @@ from benchmarks.stats import Spread, percentile
 from benchmarks.summary import Results
 from benchmarks.tools import GatewayFlags, Pinning, plan_pinning
 from gateway.app import Gateway
+from tests.conftest import Upstream
 from tests.needs import tools
 
 REPO = Path(__file__).resolve().parent.parent
@@ -236,3 +239,28 @@ def test_suite_runs_end_to_end(tmp_path: Path) -> None:
     assert gateway["fixed"]["proxy_cpu_us"]["median"] > 0
     assert (tmp_path / "e2e.png").read_bytes()[:4] == b"\x89PNG"
     assert "| gateway |" in (tmp_path / "e2e.md").read_text()
+
+
+# -- the floor proxy and the instruction counter --------------------------------------------------------------------
+async def test_floor_proxy_forwards_requests_on_keep_alive(upstream: Upstream) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: Client(("127.0.0.1", upstream.port)), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asyncio.timeout(GUARD):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for path in ("/echo/one", "/echo/two"):
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                body = json.loads(await reader.readexactly(length))
+                assert head.startswith(b"HTTP/1.1 200") and body["path"] == path
+            writer.close()
+    finally:
+        server.close()
+
+
+def test_instruction_totals_are_read_from_callgrind_output(tmp_path: Path) -> None:
+    out = tmp_path / "callgrind.out"
+    out.write_text("# callgrind format\nevents: Ir\nfl=x\n0 5\nsummary: 1234567\ntotals: 1234567\n")
+    assert _instructions(out) == 1234567
