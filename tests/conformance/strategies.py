@@ -6,25 +6,16 @@ import string
 
 from hypothesis import strategies as st
 
+from tests.conformance import client
+
 TCHAR = "!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits
 UNRESERVED = string.ascii_letters + string.digits + "-._~"
 SUB_DELIMS = "!$&'()*+,;="
 PCHAR = UNRESERVED + SUB_DELIMS + ":@"
 #: field-vchar (VCHAR / obs-text), plus SP and HTAB, which may appear inside a field value but not at its ends.
 VCHAR = "".join(chr(c) for c in range(0x21, 0x7F)) + "".join(chr(c) for c in range(0x80, 0x100))
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
-    }
-)
+#: The RFC 9110 §7.6.1 hop-by-hop set, written out once for the tests (independent of the gateway's own).
+HOP_BY_HOP = client.HOP_BY_HOP
 
 tokens = st.text(alphabet=TCHAR, min_size=1, max_size=24)
 #: Names a sender would use: common ones (any case) mixed with arbitrary tokens.
