@@ -46,9 +46,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("nginx", "nginx"),
     Scenario("gateway", "gateway"),
     Scenario("gateway-chain", "gateway", filters=CHAIN),
-    # Scenario("gateway-chain-requestid", "gateway", filters=(*CHAIN, "RequestId")),
-    # Scenario("gateway-chain-retry", "gateway", filters=(*CHAIN, "Retry=3")),
-    # Scenario("gateway-chain-breaker", "gateway", filters=(*CHAIN, "CircuitBreaker=bench")),
+    # The resilience chain on the happy path (every request succeeds): what Retry and CircuitBreaker cost per request.
+    Scenario("gateway-resilient", "gateway", filters=(*CHAIN, "Retry=3", "CircuitBreaker=bench"), quick=False),
     Scenario("gateway-100-routes", "gateway", routes=100),
     Scenario("gateway-1000-routes", "gateway", routes=1000),
     Scenario("direct-64k", "direct", body="large", quick=False),

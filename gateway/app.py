@@ -10,6 +10,7 @@ from gateway.config.definitions import GatewayConfig
 from gateway.config.source import load_yaml
 from gateway.dispatch import Dispatcher
 from gateway.errors import ConfigError
+from gateway.lb.resolver import PoolSet
 from gateway.registry import Registry, load_registry
 from gateway.routing.compiler import compile_config, load_routes_file
 from gateway.routing.table import RouteTable
@@ -24,7 +25,9 @@ class Gateway:
     def __init__(self, settings: Settings | None = None, registry: Registry | None = None) -> None:
         self.settings = settings or Settings()
         self.registry = registry or load_registry()
-        self.forwarder = HttpForwarder(self.settings)
+        #: upstream pools, outside the route table: kept across reloads by name (gateway/lb)
+        self.pools = PoolSet(lambda: self.forwarder.pool.tls)
+        self.forwarder = HttpForwarder(self.settings, resolver=self.pools)
         self.dispatcher = Dispatcher(self.forwarder)
         self.config: GatewayConfig | None = None
         self.server: DataServer | None = None
@@ -48,6 +51,7 @@ class Gateway:
         return self._swap(config, table)
 
     def _swap(self, config: GatewayConfig, table: RouteTable) -> GatewayConfig:
+        self.pools.update(config.upstreams)  # before the swap: the new table's lb:// routes find their pools
         self.dispatcher.table = table  # one reference swap: in-flight requests keep the table they started on
         self.config = config
         log.info("routes version %d loaded from %s: %d routes", table.version, config.source, len(table))
@@ -57,6 +61,7 @@ class Gateway:
         self, host: str | None = None, port: int | None = None, sock: socket.socket | None = None
     ) -> DataServer:
         """Serve the data port: on `host:port` (settings by default), or on an inherited listening `sock`."""
+        self.pools.start()
         self.server = await start_data_server(self.dispatcher.handle, self.settings, host=host, port=port, sock=sock)
         return self.server
 
@@ -64,4 +69,5 @@ class Gateway:
         if self.server is not None:
             await self.server.close()
             self.server = None
+        await self.pools.aclose()
         await self.forwarder.close()

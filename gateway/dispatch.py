@@ -7,6 +7,7 @@ problem+json response, and an unexpected exception inside a filter becomes a 500
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from gateway.cors import CorsPolicy, is_cross_origin, is_preflight
 from gateway.errors import BadRequest, ClientClosed, Forbidden, ForwardLoop, GatewayError, InternalError, NotFound
@@ -21,6 +22,10 @@ log = logging.getLogger("sluicegate.dispatch")
 MAX_FORWARDS = 4
 #: The table a request started on: a forward: re-dispatch stays on it even if a reload swapped tables meanwhile.
 _TABLE: ExchangeKey[RouteTable] = ExchangeKey("route-table")
+#: Re-dispatch an exchange locally to a path (SCG's `forward:`): match again on the same table, loop-guarded.
+Redispatch = Callable[[Exchange, str], Awaitable[Response]]
+#: Set on every exchange by the dispatcher, for filters that forward locally (CircuitBreaker's `fallbackUri`).
+REDISPATCH: ExchangeKey[Redispatch] = ExchangeKey("redispatch")
 
 
 class Dispatcher:
@@ -29,10 +34,12 @@ class Dispatcher:
     def __init__(self, forwarder: Forwarder, table: RouteTable | None = None) -> None:
         self.forwarder = forwarder
         self.table = table if table is not None else RouteTable([])
+        self._redispatch_bound: Redispatch = self._redispatch  # bound once, not per request
 
     async def handle(self, exchange: Exchange) -> Response:
         table = self.table
         exchange.set(_TABLE, table)
+        exchange.set(REDISPATCH, self._redispatch_bound)
         try:
             if table.cors_enabled:
                 return await self._with_cors(exchange, table)

@@ -35,7 +35,7 @@ def _type(prop: dict[str, Any]) -> str:
     if prop.get("type") == "array":
         return f"list of {_type(prop.get('items', {}))}"
     if "enum" in prop:
-        return " | ".join(str(v) for v in prop["enum"])
+        return " \\| ".join(str(v) for v in prop["enum"])  # inside a Markdown table cell
     if "const" in prop:
         return repr(prop["const"])
     return str(prop.get("type", "any"))

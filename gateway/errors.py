@@ -124,8 +124,36 @@ class UpstreamPoolExhausted(ServiceUnavailable):
     kind = "upstream-pool-exhausted"
 
 
+class NoHealthyInstance(ServiceUnavailable):
+    """Every instance of the route's upstream pool is down (health checks) or ejected (outlier detection)."""
+
+    kind = "no-healthy-instance"
+
+
+class CircuitOpen(ServiceUnavailable):
+    """The route's circuit breaker is open (or half-open with every probe taken) and it has no fallback.
+
+    Retry-After says how many seconds remain until the breaker lets calls through again.
+    """
+
+    kind = "circuit-open"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, headers=(("Retry-After", str(retry_after)),))
+
+
 class UpstreamTimeout(GatewayError):
     status, title, kind = 504, "Gateway Timeout", "upstream-timeout"
+
+
+class InjectedFault(GatewayError):
+    """An abort injected by the FaultInjection filter; its status is the configured one, not a class constant."""
+
+    kind = "fault-injected"
+
+    def __init__(self, status: int, title: str) -> None:
+        super().__init__(f"fault injected by the gateway's FaultInjection filter (status {status})")
+        self.status, self.title = status, title
 
 
 class ClientClosed(Exception):

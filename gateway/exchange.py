@@ -62,7 +62,7 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRef:
-    """Where a route sends requests: a direct URL, or (later) a named pool that resolves to an `Endpoint`.
+    """Where a route sends requests: a direct URL, or a named pool (`pool`) that resolves to an instance's ref.
 
     `kind` is "http" (http/https), "ws" (ws/wss), "forward" (re-dispatch locally to `path`) or "noop"
     (answered by the filters). `authority` is the Host value the upstream expects (default port omitted).
@@ -73,6 +73,9 @@ class UpstreamRef:
     endpoint: Endpoint | None = None
     authority: str = ""
     path: str = ""  # forward: target path
+    #: The upstream pool's name for `lb://name` routes (and for the instance refs a pool resolves to), else None.
+    #: Stable across reloads: per-pool state elsewhere (circuit breakers) may key on it.
+    pool: str | None = None
 
     @property
     def is_proxied(self) -> bool:

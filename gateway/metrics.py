@@ -11,7 +11,7 @@ lifetime: a restarted worker starts from zero, which Prometheus' rate() reads as
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -49,11 +49,25 @@ class WorkerMetrics:
         self.upstream_errors: dict[tuple[str, str], int] = {}
         self.upstream_resends: dict[tuple[str, str], int] = {}
         self.shed: dict[str, int] = {}
+        # Retry / FaultInjection (issue 6): (route, reason), route, (route, kind).
+        self.retries: dict[tuple[str, str], int] = {}
+        self.retry_budget_exhausted: dict[str, int] = {}
+        self.faults_injected: dict[tuple[str, str], int] = {}
         self.client_aborts: dict[str, int] = {}
+        # CircuitBreaker (issue 6): state 0/1/2 by (route, pool); transitions by (route, pool, to); rejections.
+        self.breaker_states: dict[tuple[str, str], int] = {}
+        self.breaker_transitions: dict[tuple[str, str, str], int] = {}
+        self.breaker_rejections: dict[tuple[str, str], int] = {}
         self.active_requests = 0
         self.open_connections = 0
         self.routes_loaded = 0
         self.table_version = 0
+        # upstream pools (gateway/lb): healthy instances as this worker sees them, ejections, health-check results
+        self.pool_healthy: dict[str, int] = {}
+        self.outlier_ejections: dict[str, int] = {}
+        self.health_checks: dict[tuple[str, str], int] = {}
+        #: called before each snapshot, so gauges computed from state (a lapsed ejection) are current
+        self.refreshers: list[Callable[[], None]] = []
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """One request finished (status 499 when the client went away)."""
@@ -81,21 +95,69 @@ class WorkerMetrics:
         key = (route, reason)
         self.upstream_resends[key] = self.upstream_resends.get(key, 0) + 1
 
+    def retry(self, route: str, reason: str) -> None:
+        """The Retry filter sends another attempt; `reason` is status, connect, timeout or reset."""
+        key = (route, reason)
+        self.retries[key] = self.retries.get(key, 0) + 1
+
+    def retry_refused(self, route: str) -> None:
+        """A retry the retry budget did not allow (the last response or error was returned)."""
+        self.retry_budget_exhausted[route] = self.retry_budget_exhausted.get(route, 0) + 1
+
+    def fault_injected(self, route: str, kind: str) -> None:
+        """FaultInjection applied a `delay` or an `abort`."""
+        key = (route, kind)
+        self.faults_injected[key] = self.faults_injected.get(key, 0) + 1
+
+    def outlier_ejection(self, pool: str) -> None:
+        self.outlier_ejections[pool] = self.outlier_ejections.get(pool, 0) + 1
+
+    def health_check(self, pool: str, result: str) -> None:
+        """One active health check of an instance of `pool`: `success` or `failure`."""
+        key = (pool, result)
+        self.health_checks[key] = self.health_checks.get(key, 0) + 1
+
+    def breaker_state(self, route: str, pool: str, state: int) -> None:
+        """A circuit breaker exists in `state` (0 closed, 1 open, 2 half-open), e.g. just created."""
+        self.breaker_states[(route, pool)] = state
+
+    def breaker_transition(self, route: str, pool: str, state: int, to: str) -> None:
+        """A circuit breaker moved to `state`, named `to` (CLOSED, OPEN, HALF_OPEN)."""
+        self.breaker_states[(route, pool)] = state
+        key = (route, pool, to)
+        self.breaker_transitions[key] = self.breaker_transitions.get(key, 0) + 1
+
+    def breaker_rejected(self, route: str, pool: str) -> None:
+        """A call was not admitted by an open (or full half-open) circuit breaker."""
+        key = (route, pool)
+        self.breaker_rejections[key] = self.breaker_rejections.get(key, 0) + 1
+
     def shed_request(self, reason: str) -> None:
         self.shed[reason] = self.shed.get(reason, 0) + 1
 
     def snapshot(self) -> dict[str, Any]:
         """Plain, JSON-serialisable numbers for the supervisor."""
+        for refresh in self.refreshers:
+            refresh()
         return {
             "requests": [[*key, h.buckets, h.total, h.count] for key, h in self.requests.items()],
             "upstream": [[route, h.buckets, h.total, h.count] for route, h in self.upstream.items()],
             "upstream_errors": [[*key, n] for key, n in self.upstream_errors.items()],
             "upstream_resends": [[*key, n] for key, n in self.upstream_resends.items()],
             "shed": self.shed,
+            "retries": [[*key, n] for key, n in self.retries.items()],
+            "retry_budget_exhausted": self.retry_budget_exhausted,
+            "faults_injected": [[*key, n] for key, n in self.faults_injected.items()],
             "client_aborts": self.client_aborts,
+            "breaker_states": [[*key, n] for key, n in self.breaker_states.items()],
+            "breaker_transitions": [[*key, n] for key, n in self.breaker_transitions.items()],
+            "breaker_rejections": [[*key, n] for key, n in self.breaker_rejections.items()],
             "active_requests": self.active_requests,
             "open_connections": self.open_connections,
             "routes_loaded": self.routes_loaded,
+            "pool_healthy": self.pool_healthy,
+            "outlier_ejections": self.outlier_ejections,
+            "health_checks": [[*key, n] for key, n in self.health_checks.items()],
         }
 
 
@@ -197,10 +259,34 @@ def _sum_pairs(snapshots: Sequence[Mapping[str, Any]], field: str) -> dict[tuple
     return out
 
 
+def _resilience_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
+    """Retry and FaultInjection counters (a worker of an older version may not report them)."""
+    retries = CounterMetricFamily(
+        PREFIX + "retries", "Retry attempts sent by the Retry filter, by reason.", labels=["route", "reason"]
+    )
+    for labels, n in _sum_pairs(snapshots, "retries").items():
+        retries.add_metric(list(labels), n)
+    yield retries
+    exhausted = CounterMetricFamily(
+        PREFIX + "retry_budget_exhausted",
+        "Retries not made because the route's retry budget was spent.",
+        labels=["route"],
+    )
+    for route, n in _sum_by(snapshots, "retry_budget_exhausted").items():
+        exhausted.add_metric([route], n)
+    yield exhausted
+    faults = CounterMetricFamily(
+        PREFIX + "faults_injected", "Faults applied by FaultInjection (delay, abort).", labels=["route", "kind"]
+    )
+    for labels, n in _sum_pairs(snapshots, "faults_injected").items():
+        faults.add_metric(list(labels), n)
+    yield faults
+
+
 def _sum_by(snapshots: Sequence[Mapping[str, Any]], field: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for s in snapshots:
-        for key, n in s[field].items():
+        for key, n in s.get(field, {}).items():
             out[key] = out.get(key, 0) + n
     return out
 
@@ -232,6 +318,74 @@ def _simple_families(snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping
     yield reloads
 
 
+def _pool_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
+    healthy = GaugeMetricFamily(
+        PREFIX + "upstream_healthy_instances",
+        "Instances of an upstream pool taking traffic (not down, not ejected); the lowest count of any worker.",
+        labels=["pool"],
+    )
+    lowest: dict[str, int] = {}
+    for s in snapshots:
+        for pool, n in s.get("pool_healthy", {}).items():
+            lowest[pool] = min(n, lowest.get(pool, n))
+    for pool, n in lowest.items():
+        healthy.add_metric([pool], n)
+    yield healthy
+    ejections = CounterMetricFamily(
+        PREFIX + "outlier_ejections", "Instances ejected by outlier detection, summed over workers.", labels=["pool"]
+    )
+    for pool, n in _sum_by([{"x": s.get("outlier_ejections", {})} for s in snapshots], "x").items():
+        ejections.add_metric([pool], n)
+    yield ejections
+    checks = CounterMetricFamily(
+        PREFIX + "health_checks", "Active health checks by result (success, failure).", labels=["pool", "result"]
+    )
+    for labels, n in _sum_pairs(snapshots, "health_checks").items():
+        checks.add_metric(list(labels), n)
+    yield checks
+
+
+#: Which breaker state the merged gauge shows when workers disagree: open, else half-open, else closed.
+_BREAKER_SEVERITY = {0: 0, 2: 1, 1: 2}
+
+
+def _breaker_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
+    """CircuitBreaker state, transitions and rejections; breakers are per worker (see gateway.resilience.breaker)."""
+    state = GaugeMetricFamily(
+        PREFIX + "circuit_breaker_state",
+        "Circuit breaker state (0 closed, 1 open, 2 half-open); open if any worker's is, else half-open if any.",
+        labels=["route", "pool"],
+    )
+    worst: dict[tuple[str, str], int] = {}
+    for s in snapshots:
+        for route, pool, value in s.get("breaker_states", ()):
+            if _BREAKER_SEVERITY.get(value, 0) >= _BREAKER_SEVERITY.get(worst.get((route, pool), 0), 0):
+                worst[(route, pool)] = value
+    for labels, value in worst.items():
+        state.add_metric(list(labels), value)
+    yield state
+    transitions = CounterMetricFamily(
+        PREFIX + "circuit_breaker_transitions",
+        "Circuit breaker state changes, by the state entered.",
+        labels=["route", "pool", "to"],
+    )
+    counts: dict[tuple[str, str, str], int] = {}
+    for s in snapshots:
+        for route, pool, to, n in s.get("breaker_transitions", ()):
+            counts[(route, pool, to)] = counts.get((route, pool, to), 0) + n
+    for labels3, n in counts.items():
+        transitions.add_metric(list(labels3), n)
+    yield transitions
+    rejected = CounterMetricFamily(
+        PREFIX + "circuit_breaker_rejected",
+        "Calls not admitted by an open or full half-open circuit breaker.",
+        labels=["route", "pool"],
+    )
+    for labels, n in _sum_pairs(snapshots, "breaker_rejections").items():
+        rejected.add_metric(list(labels), n)
+    yield rejected
+
+
 class SnapshotCollector:
     """A prometheus_client collector over merged worker snapshots (built per scrape)."""
 
@@ -242,6 +396,9 @@ class SnapshotCollector:
         yield from _request_families(self.snapshots)
         yield from _upstream_families(self.snapshots)
         yield from _simple_families(self.snapshots, self.supervisor)
+        yield from _breaker_families(self.snapshots)
+        yield from _pool_families(self.snapshots)
+        yield from _resilience_families(self.snapshots)
 
 
 def render(snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping[str, Any]) -> bytes:

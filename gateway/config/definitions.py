@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.lb.config import PoolConfig
+
 
 @dataclass(frozen=True, slots=True)
 class ComponentDef:
@@ -88,3 +90,5 @@ class GatewayConfig:
     demo_upstream: DemoUpstream | None = None
     #: YAML paths whose values came from ${env:...}: redacted wherever config is shown.
     secret_paths: frozenset[str] = frozenset()
+    #: `upstreams:`: pool name -> validated pool config (gateway/lb/config.py)
+    upstreams: Mapping[str, PoolConfig] = field(default_factory=dict)

@@ -14,6 +14,7 @@ from gateway.config.source import Document, join, load_yaml
 from gateway.cors import CorsPolicy, CorsTable, GlobalCors
 from gateway.errors import ConfigError, ConfigIssue
 from gateway.exchange import Filter, MatchHints, Next, Predicate, UpstreamRef
+from gateway.lb.config import parse_upstreams
 from gateway.registry import Registry
 from gateway.routing.chain import compose
 from gateway.routing.pathpattern import compile_path_pattern
@@ -23,7 +24,7 @@ from gateway.routing.weights import WeightGroups
 from gateway.settings import Settings
 from gateway.spec import BuildContext
 
-TOP_LEVEL = ("routes", "default-filters", "globalcors", "demo-upstream")
+TOP_LEVEL = ("routes", "default-filters", "globalcors", "upstreams", "demo-upstream")
 ROUTE_KEYS = ("id", "uri", "predicates", "filters", "order", "metadata")
 Components = list[tuple[ComponentDef, Any]]
 
@@ -45,6 +46,7 @@ class _Compiler:
         self.issues: list[ConfigIssue] = []
         self.weights = WeightGroups()
         self.base = ""  # "spring.cloud.gateway" when the file is a Spring application.yml
+        self.pool_names: set[str] = set()  # every name under upstreams:, valid or not (no second error for a route)
 
     def key(self, name: str) -> str:
         """A top-level name as a YAML path, under the Spring block when there is one."""
@@ -94,10 +96,14 @@ class _Compiler:
         if not isinstance(uri, str):
             return None  # reported by _scalars
         try:
-            return parse_route_uri(uri, options)
+            ref = parse_route_uri(uri, options)
         except ValueError as exc:
             self.fail(path, str(exc))
             return None
+        if ref.pool is not None and ref.pool not in self.pool_names:
+            self.fail(path, f"lb://{ref.pool}: no pool named {ref.pool!r} under upstreams:")
+            return None
+        return ref
 
     def _scalars(self, item: dict[str, Any], path: str, seen: set[str]) -> bool:
         ok = True
@@ -202,6 +208,9 @@ def compile_config(
     demo = None
     if "demo-upstream" in data:
         demo = validate_model(DemoUpstream, data["demo-upstream"] or {}, c.key("demo-upstream"), c.fail)
+    upstreams = parse_upstreams(data.get("upstreams"), c.key("upstreams"), c.fail)
+    if isinstance(data.get("upstreams"), dict):
+        c.pool_names = {str(name) for name in data["upstreams"]}
     raw_routes = data.get("routes") or []
     if not isinstance(raw_routes, list):
         c.fail(c.key("routes"), "routes must be a list")
@@ -222,6 +231,7 @@ def compile_config(
         default_filters=tuple(d for d, _ in defaults or []),
         demo_upstream=demo,
         secret_paths=frozenset(doc.secret_paths),
+        upstreams=upstreams,
     )
     return config, table
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gateway.config.definitions import RouteDefinition
 from gateway.cors import CorsConfig, CorsPolicy
 from gateway.exchange import Endpoint, Exchange, MatchHints, Next, Predicate, UpstreamRef
+from gateway.lb.config import POOL_NAME
 from gateway.routing.canonical import FLAGGED_ESCAPES
 from gateway.settings import Timeouts
 
@@ -114,7 +115,8 @@ def parse_route_uri(uri: str, options: RouteOptions) -> UpstreamRef:
     if scheme == "no":
         return UpstreamRef("noop", uri)
     if scheme == "lb" or scheme.startswith("lb:"):
-        raise ValueError("lb:// needs an upstream pool; pools (`upstreams:`) are not available in this version")
+        scheme = "lb" if uri[:5].lower() == "lb://" else "lb:other"
+        return _pool_ref(uri, scheme, parts.netloc, parts.path, parts.query or parts.fragment)
     if scheme not in DEFAULT_PORTS:
         raise ValueError(f"unsupported scheme {parts.scheme!r}: use http, https, ws, wss, forward: or no://op")
     if parts.username is not None or parts.password is not None:
@@ -128,6 +130,17 @@ def parse_route_uri(uri: str, options: RouteOptions) -> UpstreamRef:
     except ValueError as exc:
         raise ValueError(f"invalid port: {exc}") from exc
     return _direct_ref(scheme, parts.hostname, port, uri, options)
+
+
+def _pool_ref(uri: str, scheme: str, name: str, path: str, extra: str) -> UpstreamRef:
+    """`lb://name`: the pool is looked up per attempt by the resolver; the compiler checks that it exists."""
+    if scheme != "lb":  # lb:ws://name and the like
+        raise ValueError("only lb://name is supported (SCG's lb:ws:// is not): pools serve http and https")
+    if not POOL_NAME.fullmatch(name):
+        raise ValueError("lb:// needs a pool name: lb://payments, with the pool under upstreams:")
+    if path not in ("", "/") or extra:
+        raise ValueError("a route URI carries no path or query (as in SCG); use PrefixPath/SetPath to change paths")
+    return UpstreamRef("http", uri, pool=name)
 
 
 def _direct_ref(scheme: str, host: str, port: int, uri: str, options: RouteOptions) -> UpstreamRef:

@@ -308,6 +308,7 @@ class ResponseWriter:
             "path": exchange.original_path if exchange is not None else None,
             "route": route_id,
             "upstream": exchange.tried[-1].label if exchange is not None and exchange.tried else None,
+            "attempts": len(exchange.tried) if exchange is not None else 0,  # retries and the one resend included
             "status": status,
             "bytes_in": pending.body.received if isinstance(pending.body, StreamBody) else 0,
             "bytes_out": self.bytes_out,

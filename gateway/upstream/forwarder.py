@@ -22,6 +22,7 @@ from gateway.body import Body
 from gateway.errors import (
     GatewayError,
     InternalError,
+    NoHealthyInstance,
     UpstreamConnectError,
     UpstreamDnsError,
     UpstreamError,
@@ -30,8 +31,9 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamTlsError,
 )
-from gateway.exchange import UPSTREAM_SECONDS, Endpoint, Exchange, Response, UpgradeResponse, UpstreamRef
+from gateway.exchange import UPSTREAM_SECONDS, Exchange, Response, UpgradeResponse, UpstreamRef
 from gateway.hygiene import UPGRADE, strip_hop_by_hop
+from gateway.lb.pool import Outcome
 from gateway.metrics import METRICS, UNMATCHED
 from gateway.observability import REQUEST_ID
 from gateway.routing.route import UpstreamTimeouts
@@ -46,6 +48,7 @@ log = logging.getLogger("sluicegate.upstream")
 #: Upstream failures by kind, for gateway_upstream_errors_total (client-side 4xx are not upstream errors).
 _ERROR_KINDS: dict[type[GatewayError], str] = {
     UpstreamConnectError: "connect",
+    NoHealthyInstance: "no_healthy_instance",
     UpstreamDnsError: "dns",
     UpstreamPoolExhausted: "pool",
     UpstreamTimeout: "timeout",
@@ -68,18 +71,32 @@ class Forwarder(Protocol):
 
 
 class EndpointResolver(Protocol):
-    """Turns the exchange's target reference into the instance to try (pools plug in here with `lb://`)."""
+    """Turns the exchange's target reference into the direct reference of the instance to try (pools: `lb://`).
 
-    def resolve(self, ref: UpstreamRef, exchange: Exchange) -> Endpoint: ...
+    `report` and `release` are called only for targets whose `pool` is set: once per attempt with its outcome,
+    and once when the attempt is over (response ended, failed or abandoned), for in-flight counts.
+    """
+
+    def resolve(self, ref: UpstreamRef, exchange: Exchange) -> UpstreamRef: ...
+
+    def report(self, target: UpstreamRef, outcome: Outcome) -> None: ...
+
+    def release(self, target: UpstreamRef) -> None: ...
 
 
 class DirectResolver:
     """A direct `http(s)://`/`ws(s)://` route has exactly one endpoint."""
 
-    def resolve(self, ref: UpstreamRef, exchange: Exchange) -> Endpoint:
+    def resolve(self, ref: UpstreamRef, exchange: Exchange) -> UpstreamRef:
         if ref.endpoint is None:
             raise InternalError(f"no endpoint for upstream {ref.uri!r}")
-        return ref.endpoint
+        return ref
+
+    def report(self, target: UpstreamRef, outcome: Outcome) -> None:
+        pass
+
+    def release(self, target: UpstreamRef) -> None:
+        pass
 
 
 class HttpForwarder:
@@ -117,20 +134,49 @@ class HttpForwarder:
         ref = exchange.target
         if ref is None:
             raise InternalError("the route has no upstream")
-        endpoint = self.resolver.resolve(ref, exchange)
+        target = self.resolver.resolve(ref, exchange)
+        if target.pool is None:
+            return await self._send(exchange, target, None)
+        attempt = _Attempt()
+        try:
+            response = await self._send(exchange, target, attempt)
+        except BaseException as error:
+            self.resolver.report(target, _failure(error, attempt.connected))
+            self.resolver.release(target)
+            raise
+        self.resolver.report(target, "5xx" if response.status >= 500 else "success")
+        if attempt.complete is None:
+            self.resolver.release(target)  # an upgrade: the tunnel is no request in flight
+        else:
+            attempt.complete.add_done_callback(lambda _: self.resolver.release(target))
+        return response
+
+    async def _send(self, exchange: Exchange, ref: UpstreamRef, attempt: _Attempt | None) -> Response:
+        """One attempt on the direct reference `ref`; `attempt`, when given, learns how far it got."""
+        endpoint = ref.endpoint
+        if endpoint is None:
+            raise InternalError(f"no endpoint for upstream {ref.uri!r}")
         upgrade = exchange.get(UPGRADE) if ref.kind == "ws" else None
         head_bytes, chunked = serialize_request(exchange, ref, upgrade, self.settings.observability.request_id_header)
         timeouts = self._timeouts(exchange)
         exchange.tried.append(endpoint)  # recorded before connecting: a failed connect was still an attempt
         conn = await self.pool.acquire(endpoint, timeouts.connect)
+        if attempt is not None:
+            attempt.connected = True
         sender = _BodySender(exchange.body, chunked, timeouts.body_idle) if chunked is not None else None
         sent = await self._attempt(conn, exchange.method, head_bytes, sender, timeouts, conn.requests > 0)
         if isinstance(sent, str):
+            if attempt is not None:
+                attempt.connected = False  # the resend connects afresh: a refusal now is a connect failure
             conn, sender = await self._prepare_resend(exchange, conn, sender, sent, timeouts)
+            if attempt is not None:
+                attempt.connected = True
             sent = await self._attempt(conn, exchange.method, head_bytes, sender, timeouts, False)
             assert not isinstance(sent, str)  # a fresh connection is never resent on
         head, task = sent
         response = self._response(conn, head, task, upgrade)
+        if attempt is not None and not isinstance(response, UpgradeResponse):
+            attempt.complete = conn.on_complete
         if isinstance(response.body, ResponseBody):
             exchange.streams.append(response.body)  # closed by the server if a filter never sends it on
         return response
@@ -221,6 +267,28 @@ class HttpForwarder:
             self.pool.release(conn)
         else:
             conn.close()
+
+
+class _Attempt:
+    """How far one attempt on a pool instance got, for its outcome report."""
+
+    __slots__ = ("connected", "complete")
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.complete: asyncio.Future[None] | None = None
+
+
+def _failure(error: BaseException, connected: bool) -> Outcome:
+    """An attempt's failure as outlier detection counts it (Envoy's local-origin errors).
+
+    Before a connection: refused, connect timeout, TLS, DNS → connect_failure. After: timeout, reset, invalid
+    response → 5xx (the 502/504 the client sees). Our own limits (pool exhausted, 503) and anything the client
+    caused (it left: 499; its body was bad or slow: 4xx) say nothing about the instance.
+    """
+    if isinstance(error, UpstreamPoolExhausted) or not isinstance(error, UpstreamError | UpstreamTimeout):
+        return "ignored"
+    return "5xx" if connected else "connect_failure"
 
 
 def _lost_unanswered(conn: UpstreamConnection, method: str, sender: _BodySender | None) -> bool:

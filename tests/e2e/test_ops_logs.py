@@ -116,7 +116,7 @@ async def test_access_log_lines_and_ids_from_an_untrusted_client(tmp_path: Path,
     assert first["trace_id"] == trace_of(plain.upstream_headers["traceparent"])
     assert first["client"] == "127.0.0.1"
     assert (first["method"], first["path"], first["route"], first["status"]) == ("GET", "/echo/plain", "echo", 200)
-    assert first["upstream"] == f"127.0.0.1:{upstream.port}"
+    assert (first["upstream"], first["attempts"]) == (f"127.0.0.1:{upstream.port}", 1)
     assert first["user_agent"] == USER_AGENT
     assert first["bytes_in"] == 0
     assert isinstance(first["bytes_out"], int) and first["bytes_out"] > plain.body_size
@@ -128,11 +128,12 @@ async def test_access_log_lines_and_ids_from_an_untrusted_client(tmp_path: Path,
     posted = lines[upload.request_id]
     assert (posted["method"], posted["bytes_in"], upload.upstream_headers["content-length"]) == ("POST", 123, "123")
     missed = lines[unmatched.request_id]
-    assert (missed["route"], missed["status"], missed["upstream"], missed["upstream_ms"]) == (
+    assert (missed["route"], missed["status"], missed["upstream"], missed["upstream_ms"], missed["attempts"]) == (
         "unmatched",
         404,
         None,
         None,
+        0,
     )
 
 

@@ -1,0 +1,338 @@
+"""Retry: send a failed request again (SCG's arguments and defaults), bounded by Envoy's retry budget.
+
+Idempotency rules, in the order they apply:
+- Only the configured `methods` (default GET) are retried; any other request passes through untouched.
+- A request body is replayed only when it can be held in memory within `maxBodySize`: a body of unknown length
+  (chunked) or a larger one is never buffered, and that request is never retried.
+- Every attempt runs on `exchange.fork()`, so filters after Retry (rewrites, the breaker) run afresh each time.
+- A response goes back to the writer only when no retry follows it; once returned, nothing is retried. A
+  discarded response's body is closed at once (its connection is not reused while unread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from gateway.errors import GatewayError, UpstreamTimeout
+from gateway.exchange import CLOSE_CONNECTION, UPSTREAM_SECONDS, Exchange, Next, Response
+from gateway.metrics import METRICS
+from gateway.resilience.backoff import backoff_delays, retry_after_seconds
+from gateway.resilience.budget import BUDGETS, RetryBudget
+from gateway.resilience.duration import parse_duration
+from gateway.resilience.retry_rules import EXCEPTION_REASONS, comma_list, retry_reason, status_code
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, spring_enum
+from gateway.units import parse_data_size
+
+Series = Literal["INFORMATIONAL", "SUCCESSFUL", "REDIRECTION", "CLIENT_ERROR", "SERVER_ERROR"]
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+ExceptionName = Literal[
+    "IOException",
+    "java.io.IOException",
+    "ConnectException",
+    "java.net.ConnectException",
+    "TimeoutException",
+    "java.util.concurrent.TimeoutException",
+    "UpstreamError",
+    "UpstreamConnectError",
+    "UpstreamTimeout",
+]
+MAX_BODY = 16 << 20
+
+
+def _statuses(value: object) -> object:
+    listed = comma_list(value)
+    return [status_code(v) for v in listed] if isinstance(listed, list) else listed
+
+
+def _upper_list(value: object) -> object:
+    listed = comma_list(value)
+    return [spring_enum(v) for v in listed] if isinstance(listed, list) else listed
+
+
+Duration = Annotated[float | None, BeforeValidator(parse_duration)]
+_NESTED = {"backoff": ("firstBackoff", "5ms"), "jitter": ("randomFactor", 0.5)}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.replace("_", "-").split("-")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+class RetryConfig(ComponentConfig):
+    retries: int = Field(3, ge=1, le=10, description="Retries after the first attempt (SCG: retries > 0).")
+    statuses: Annotated[list[Annotated[int, Field(ge=100, le=599)]], BeforeValidator(_statuses)] = Field(
+        [], max_length=64, description="Statuses that are retried: codes or HttpStatus names (`BAD_GATEWAY`)."
+    )
+    series: Annotated[list[Series], BeforeValidator(_upper_list)] = Field(
+        ["SERVER_ERROR"], max_length=5, description="Status classes that are retried (SERVER_ERROR = any 5xx)."
+    )
+    methods: Annotated[list[Method], BeforeValidator(_upper_list)] = Field(
+        ["GET"],
+        min_length=1,
+        max_length=8,
+        description="Methods that may be sent more than once. Nothing else is ever retried; list POST or PATCH "
+        "only when the upstream deduplicates them.",
+    )
+    exceptions: Annotated[list[ExceptionName], BeforeValidator(comma_list)] = Field(
+        ["IOException", "TimeoutException"],
+        max_length=9,
+        description="Failures that are retried: IOException (connect error, reset, premature close = "
+        "UpstreamConnectError/UpstreamError), ConnectException (connect only), TimeoutException (UpstreamTimeout).",
+    )
+    first_backoff: Duration = Field(
+        None,
+        ge=0,
+        le=600,
+        description="Backoff before the first retry, a duration (`10ms`; bare number: ms; bounds in s); unset: no "
+        "backoff (SCG's default).",
+    )
+    max_backoff: Duration = Field(
+        None, ge=0, le=600, description="Cap on every backoff delay (a duration); unset: no cap."
+    )
+    factor: int = Field(2, ge=1, le=100, description="Backoff growth: firstBackoff * factor^n.")
+    based_on_previous_value: bool = Field(True, description="Next backoff = previous (jittered) backoff * factor.")
+    random_factor: float | None = Field(
+        None, ge=0, le=1, description="Jitter: each delay b becomes uniform in [b - b*r, b + b*r]; unset: none."
+    )
+    timeout: Duration = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="Overall deadline for all attempts and backoffs (SCG `timeout`; a duration); unset: none.",
+    )
+    per_try_timeout: Duration = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="Limit on each attempt until its response head (a duration); exceeded: 504, retried as a timeout.",
+    )
+    max_retry_after: Annotated[float, BeforeValidator(parse_duration)] = Field(
+        2.0,
+        ge=0,
+        le=300,
+        description="A 503/429 `Retry-After` up to this (a duration) is waited for before retrying; a longer one ends "
+        "retrying and the response goes back as it is.",
+    )
+    budget_percent: float = Field(
+        20.0, ge=0, le=100, description="Retry budget: retries in flight ≤ this % of the route's active requests."
+    )
+    min_retry_concurrency: int = Field(
+        3, ge=0, le=10_000, description="Retries in flight always allowed, whatever the budget percent (low traffic)."
+    )
+    max_body_size: int = Field(
+        65536,
+        ge=0,
+        le=MAX_BODY,
+        description="Largest request body buffered for replay (bytes or `64KB`); larger or chunked: not retried.",
+    )
+
+    _size = field_validator("max_body_size", mode="before")(parse_data_size)
+
+    @field_validator("random_factor", mode="before")
+    @classmethod
+    def _no_bool(cls, value: object) -> object:
+        if isinstance(value, bool):  # `true` would be read as 1.0 (the base class guards plain floats only)
+            raise ValueError("expected a number, not a boolean")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, data: Any) -> Any:
+        """SCG writes `backoff: {firstBackoff: 10ms, ...}` and `jitter: {randomFactor: 0.5}`; keep those spellings."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for group, (first, default) in _NESTED.items():
+            nested = out.pop(group, None)
+            dotted = {k.split(".", 1)[1]: out.pop(k) for k in list(out) if str(k).startswith(group + ".")}
+            if nested is None and not dotted:
+                continue
+            if nested is not None and not isinstance(nested, dict):
+                raise ValueError(f"{group} must be a mapping, such as {{{first}: {default}}}")
+            merged = {_camel(str(k)): v for k, v in {**(nested or {}), **dotted}.items()}
+            merged.setdefault(first, default)
+            out.update(merged)
+        return out
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RetryConfig:
+        if not (self.series or self.statuses or self.exceptions):
+            raise ValueError("series, statuses and exceptions may not all be empty")
+        if self.first_backoff is None and self.max_backoff is not None:
+            raise ValueError("maxBackoff needs firstBackoff (or a `backoff:` block)")
+        if self.max_backoff is not None and self.first_backoff is not None and self.max_backoff < self.first_backoff:
+            raise ValueError("maxBackoff must not be smaller than firstBackoff")
+        return self
+
+
+class Retry:
+    """Runs the inner chain up to 1 + `retries` times on forks of the exchange; see the module docstring."""
+
+    def __init__(self, config: RetryConfig, budget: RetryBudget, route_id: str) -> None:
+        self.config = config
+        self.budget = budget
+        self.route_id = route_id
+        self.methods = frozenset(config.methods)
+        self.statuses = frozenset(config.statuses)
+        self.series = frozenset(config.series)
+        self.reasons = frozenset().union(*(EXCEPTION_REASONS[e.rsplit(".", 1)[-1]] for e in config.exceptions))
+        self.rng = random.Random()
+
+    async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
+        self.budget.enter()  # every request of the route counts as active, retryable or not (Envoy)
+        try:
+            if exchange.method not in self.methods or not await self._replayable(exchange):
+                return await call_next(exchange)
+            return await self._run(exchange, call_next)
+        finally:
+            self.budget.leave()
+
+    async def _replayable(self, exchange: Exchange) -> bool:
+        """Make the body replayable when allowed (buffered within the limit); False: this request is not retried."""
+        body = exchange.body
+        if body.replayable:
+            return True
+        limit = self.config.max_body_size
+        if body.length is None or body.length > limit:
+            return False  # never buffered: a chunked or large body streams through once
+        exchange.body = await body.buffer(limit)
+        return True
+
+    async def _run(self, exchange: Exchange, call_next: Next) -> Response:
+        config, loop = self.config, asyncio.get_running_loop()
+        deadline = exchange.deadline
+        if config.timeout is not None:
+            mine = loop.time() + config.timeout
+            deadline = exchange.deadline = mine if deadline is None else min(deadline, mine)
+        delays = backoff_delays(
+            config.first_backoff,
+            config.max_backoff,
+            config.factor,
+            config.based_on_previous_value,
+            config.random_factor,
+            self.rng,
+        )
+        retried, holding = 0, False
+        try:
+            while True:
+                fork = exchange.fork()
+                fork.attempt = exchange.attempt = retried + 1
+                outcome = await self._attempt(fork, call_next, deadline, loop)
+                if holding:  # the retry's slot is held until its attempt ended
+                    self.budget.release()
+                    holding = False
+                _copy_back(fork, exchange)
+                reason = self._reason(outcome)
+                delay = next(delays) if reason is not None and retried < config.retries else None
+                if delay is not None and isinstance(outcome, Response):
+                    delay = self._honour_retry_after(outcome, delay)
+                if delay is None or (deadline is not None and loop.time() + delay >= deadline):
+                    return _result(outcome)
+                if not self.budget.try_acquire():
+                    METRICS.retry_refused(self.route_id)
+                    return _result(outcome)
+                holding = True
+                assert reason is not None
+                if isinstance(outcome, Response):
+                    await _discard(outcome)
+                METRICS.retry(self.route_id, reason)
+                retried += 1
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        finally:
+            if holding:
+                self.budget.release()
+
+    async def _attempt(
+        self, fork: Exchange, call_next: Next, deadline: float | None, loop: asyncio.AbstractEventLoop
+    ) -> Response | GatewayError:
+        """One attempt, bounded by the per-try timeout and the deadline; a GatewayError is returned, not raised."""
+        limit = self.config.per_try_timeout
+        if deadline is not None:
+            left = max(deadline - loop.time(), 0.0)
+            limit = left if limit is None else min(limit, left)
+        if limit is None:
+            try:
+                return await call_next(fork)
+            except GatewayError as error:
+                return error
+        timer = asyncio.timeout(limit)
+        try:
+            async with timer:
+                return await call_next(fork)
+        except GatewayError as error:
+            return error
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            return UpstreamTimeout(f"no response head within {limit:g}s (Retry per-try timeout or deadline)")
+
+    def _reason(self, outcome: Response | GatewayError) -> str | None:
+        """Why this outcome may be retried (the metric's reason), or None."""
+        return retry_reason(outcome, self.statuses, self.series, self.reasons)
+
+    def _honour_retry_after(self, response: Response, delay: float) -> float | None:
+        """The delay before retrying after `response`, or None when its `Retry-After` asks for more than the cap."""
+        if response.status not in (429, 503):
+            return delay
+        wait = retry_after_seconds(response.headers.get("retry-after"))
+        if wait is None:
+            return delay
+        if wait > self.config.max_retry_after:
+            return None  # the upstream asked for longer than we hold a client: its answer goes back as it is
+        return max(delay, wait)
+
+
+def _copy_back(fork: Exchange, exchange: Exchange) -> None:
+    """Carry what the server reads off the exchange after the chain (timing, close) from the attempt's fork."""
+    seconds = fork.get(UPSTREAM_SECONDS)
+    if seconds is not None:
+        exchange.set(UPSTREAM_SECONDS, seconds)
+    if fork.get(CLOSE_CONNECTION):
+        exchange.set(CLOSE_CONNECTION, True)
+
+
+def _result(outcome: Response | GatewayError) -> Response:
+    if isinstance(outcome, GatewayError):
+        raise outcome
+    return outcome
+
+
+async def _discard(response: Response) -> None:
+    """Close a response that will not be sent; its connection is not reused while its body is unread."""
+    close = getattr(response.body, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def build(config: RetryConfig, context: BuildContext) -> Retry:
+    budget = BUDGETS.get(context.route_id, config.budget_percent, config.min_retry_concurrency)
+    return Retry(config, budget, context.route_id)
+
+
+SPEC = FilterSpec(
+    name="Retry",
+    order=600,
+    config=RetryConfig,
+    build=build,
+    summary="Retries failed GETs (5xx, connect errors, resets, timeouts; SCG's defaults) with optional backoff, "
+    "per-try timeout and deadline, bounded by a per-route retry budget (20 % of active requests, at least 3).",
+    example={"retries": 2, "statuses": "BAD_GATEWAY", "methods": "GET,PUT", "backoff": {"firstBackoff": "10ms"}},
+    shortcut=(
+        "retries",
+        "statuses",
+        "methods",
+        "firstBackoff",
+        "maxBackoff",
+        "factor",
+        "basedOnPreviousValue",
+        "randomFactor",
+        "timeout",
+    ),
+    status="alpha",
+    replays=True,
+)
