@@ -46,7 +46,7 @@ def _component(definition: ComponentDef, path: str, secrets: frozenset[str]) -> 
 
 
 def redacted_routes(config: GatewayConfig) -> dict[str, Any]:
-    """`{"routes": [...], "default-filters": [...]}` in the shape of routes.yaml, secrets redacted."""
+    """`{"routes": [...], "default-filters": [...], "upstreams": {...}}` as in routes.yaml, secrets redacted."""
     secrets = config.secret_paths
     prefix = _prefix(secrets)
     routes = []
@@ -65,7 +65,22 @@ def redacted_routes(config: GatewayConfig) -> dict[str, Any]:
     defaults = [
         _component(d, join(prefix + "default-filters", j), secrets) for j, d in enumerate(config.default_filters)
     ]
-    return {"routes": routes, "default-filters": defaults}
+    upstreams = {
+        name: _redact_paths(pool.model_dump(mode="json", by_alias=True), join(prefix + "upstreams", name), secrets)
+        for name, pool in config.upstreams.items()
+    }
+    return {"routes": routes, "default-filters": defaults, "upstreams": upstreams}
+
+
+def _redact_paths(data: Any, path: str, secrets: frozenset[str]) -> Any:
+    """`data` with every value whose YAML path came from `${env:...}` replaced (an instance URL, say)."""
+    if path in secrets:
+        return REDACTED
+    if isinstance(data, dict):
+        return {key: _redact_paths(value, join(path, key), secrets) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_redact_paths(value, join(path, index), secrets) for index, value in enumerate(data)]
+    return data
 
 
 def _prefix(secrets: frozenset[str]) -> str:

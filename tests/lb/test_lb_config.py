@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gateway.app import Gateway
+from gateway.config.redact import REDACTED, redacted_routes
 from gateway.errors import ConfigError
 
 GOOD = """
@@ -110,3 +113,13 @@ def test_a_broken_pool_does_not_also_blame_its_routes() -> None:
 )
 def test_malformed_upstreams_sections(upstreams: str) -> None:
     assert issues(f"upstreams: {upstreams}\nroutes: []\n")
+
+
+def test_the_admin_view_shows_pools_with_env_values_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYMENTS_B", "http://10.9.9.9:8443")
+    text = GOOD.replace("url: http://10.0.0.2:8080", "url: ${env:PAYMENTS_B}")
+    view = redacted_routes(Gateway().load_text(text, "routes.yaml"))
+    instances = view["upstreams"]["payments"]["instances"]
+    assert [i["url"] for i in instances] == ["http://10.0.0.1:8080", REDACTED]
+    assert "10.9.9.9" not in json.dumps(view)
+    assert view["upstreams"]["payments"]["policy"] == "least_request"
