@@ -228,80 +228,67 @@ def _upstream_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metri
     for (route,), histogram in merged.items():
         duration.add_metric([route], _cumulative(histogram), histogram.total)
     yield duration
-    errors = CounterMetricFamily(
-        PREFIX + "upstream_errors",
+    yield _counter(
+        snapshots,
+        "upstream_errors",
+        "upstream_errors",
         "Upstream failures by kind (connect, dns, timeout, tls, protocol, reset, pool).",
-        labels=["route", "kind"],
+        ["route", "kind"],
     )
-    counts: dict[tuple[str, str], int] = {}
-    for s in snapshots:
-        for route, kind, n in s["upstream_errors"]:
-            counts[(route, kind)] = counts.get((route, kind), 0) + n
-    for labels, n in counts.items():
-        errors.add_metric(list(labels), n)
-    yield errors
-    resends = CounterMetricFamily(
-        PREFIX + "upstream_resends",
+    yield _counter(
+        snapshots,
+        "upstream_resends",
+        "upstream_resends",
         "Requests sent once more on a fresh connection after their pooled connection failed before any response.",
-        labels=["route", "reason"],
+        ["route", "reason"],
     )
-    for labels, n in _sum_pairs(snapshots, "upstream_resends").items():
-        resends.add_metric(list(labels), n)
-    yield resends
 
 
-def _sum_pairs(snapshots: Sequence[Mapping[str, Any]], field: str) -> dict[tuple[str, str], int]:
-    """Counters keyed by two labels, summed over the workers (a worker of an older version may not report it)."""
-    out: dict[tuple[str, str], int] = {}
+def _counter(
+    snapshots: Sequence[Mapping[str, Any]], field: str, name: str, help_text: str, labels: Sequence[str]
+) -> CounterMetricFamily:
+    """A counter family summed over the workers' snapshots.
+
+    `field` holds rows `[*label_values, n]`, or for one label a `{value: n}` mapping; a worker of an older
+    version that does not report the field counts as zero.
+    """
+    totals: dict[tuple[str, ...], int] = {}
     for s in snapshots:
-        for first, second, n in s.get(field, ()):
-            out[(first, second)] = out.get((first, second), 0) + n
-    return out
+        data = s.get(field, ())
+        rows = ([key, n] for key, n in data.items()) if isinstance(data, Mapping) else data
+        for *values, n in rows:
+            key = tuple(values)
+            totals[key] = totals.get(key, 0) + n
+    family = CounterMetricFamily(PREFIX + name, help_text, labels=list(labels))
+    for key, n in totals.items():
+        family.add_metric(list(key), n)
+    return family
 
 
 def _resilience_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
     """Retry and FaultInjection counters (a worker of an older version may not report them)."""
-    retries = CounterMetricFamily(
-        PREFIX + "retries", "Retry attempts sent by the Retry filter, by reason.", labels=["route", "reason"]
+    yield _counter(
+        snapshots, "retries", "retries", "Retry attempts sent by the Retry filter, by reason.", ["route", "reason"]
     )
-    for labels, n in _sum_pairs(snapshots, "retries").items():
-        retries.add_metric(list(labels), n)
-    yield retries
-    exhausted = CounterMetricFamily(
-        PREFIX + "retry_budget_exhausted",
+    yield _counter(
+        snapshots,
+        "retry_budget_exhausted",
+        "retry_budget_exhausted",
         "Retries not made because the route's retry budget was spent.",
-        labels=["route"],
+        ["route"],
     )
-    for route, n in _sum_by(snapshots, "retry_budget_exhausted").items():
-        exhausted.add_metric([route], n)
-    yield exhausted
-    faults = CounterMetricFamily(
-        PREFIX + "faults_injected", "Faults applied by FaultInjection (delay, abort).", labels=["route", "kind"]
+    yield _counter(
+        snapshots,
+        "faults_injected",
+        "faults_injected",
+        "Faults applied by FaultInjection (delay, abort).",
+        ["route", "kind"],
     )
-    for labels, n in _sum_pairs(snapshots, "faults_injected").items():
-        faults.add_metric(list(labels), n)
-    yield faults
-
-
-def _sum_by(snapshots: Sequence[Mapping[str, Any]], field: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for s in snapshots:
-        for key, n in s.get(field, {}).items():
-            out[key] = out.get(key, 0) + n
-    return out
 
 
 def _simple_families(snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping[str, Any]) -> Iterator[Metric]:
-    shed = CounterMetricFamily(PREFIX + "shed_requests", "Requests refused with 503 by a limit.", labels=["reason"])
-    for reason, n in _sum_by(snapshots, "shed").items():
-        shed.add_metric([reason], n)
-    yield shed
-    aborts = CounterMetricFamily(
-        PREFIX + "client_aborts", "Clients gone before their response (499).", labels=["route"]
-    )
-    for route, n in _sum_by(snapshots, "client_aborts").items():
-        aborts.add_metric([route], n)
-    yield aborts
+    yield _counter(snapshots, "shed", "shed_requests", "Requests refused with 503 by a limit.", ["reason"])
+    yield _counter(snapshots, "client_aborts", "client_aborts", "Clients gone before their response (499).", ["route"])
     for name, help_text in (
         ("active_requests", "Requests being served now."),
         ("open_connections", "Client connections open now."),
@@ -331,18 +318,20 @@ def _pool_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
     for pool, n in lowest.items():
         healthy.add_metric([pool], n)
     yield healthy
-    ejections = CounterMetricFamily(
-        PREFIX + "outlier_ejections", "Instances ejected by outlier detection, summed over workers.", labels=["pool"]
+    yield _counter(
+        snapshots,
+        "outlier_ejections",
+        "outlier_ejections",
+        "Instances ejected by outlier detection, summed over workers.",
+        ["pool"],
     )
-    for pool, n in _sum_by([{"x": s.get("outlier_ejections", {})} for s in snapshots], "x").items():
-        ejections.add_metric([pool], n)
-    yield ejections
-    checks = CounterMetricFamily(
-        PREFIX + "health_checks", "Active health checks by result (success, failure).", labels=["pool", "result"]
+    yield _counter(
+        snapshots,
+        "health_checks",
+        "health_checks",
+        "Active health checks by result (success, failure).",
+        ["pool", "result"],
     )
-    for labels, n in _sum_pairs(snapshots, "health_checks").items():
-        checks.add_metric(list(labels), n)
-    yield checks
 
 
 #: Which breaker state the merged gauge shows when workers disagree: open, else half-open, else closed.
@@ -364,26 +353,20 @@ def _breaker_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric
     for labels, value in worst.items():
         state.add_metric(list(labels), value)
     yield state
-    transitions = CounterMetricFamily(
-        PREFIX + "circuit_breaker_transitions",
+    yield _counter(
+        snapshots,
+        "breaker_transitions",
+        "circuit_breaker_transitions",
         "Circuit breaker state changes, by the state entered.",
-        labels=["route", "pool", "to"],
+        ["route", "pool", "to"],
     )
-    counts: dict[tuple[str, str, str], int] = {}
-    for s in snapshots:
-        for route, pool, to, n in s.get("breaker_transitions", ()):
-            counts[(route, pool, to)] = counts.get((route, pool, to), 0) + n
-    for labels3, n in counts.items():
-        transitions.add_metric(list(labels3), n)
-    yield transitions
-    rejected = CounterMetricFamily(
-        PREFIX + "circuit_breaker_rejected",
+    yield _counter(
+        snapshots,
+        "breaker_rejections",
+        "circuit_breaker_rejected",
         "Calls not admitted by an open or full half-open circuit breaker.",
-        labels=["route", "pool"],
+        ["route", "pool"],
     )
-    for labels, n in _sum_pairs(snapshots, "breaker_rejections").items():
-        rejected.add_metric(list(labels), n)
-    yield rejected
 
 
 class SnapshotCollector:
