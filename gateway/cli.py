@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.app import Gateway
 from gateway.errors import ConfigError
-from gateway.registry import RegistryError, load_registry
+from gateway.registry import BUILTIN_DISTRIBUTION, RegistryError, load_registry, scan_registry
 from gateway.settings import Listen, Settings, load_settings
 from gateway.supervisor import Supervisor, compile_snapshot
 
@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--settings", type=Path, help="settings YAML file")
     filters = sub.add_parser("filters", help="list discovered predicates and filters")
     filters.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    filters.add_argument(
+        "--builtin", action="store_true", help="only the built-in ones (how docs/filters.md is generated)"
+    )
     demo = sub.add_parser("demo", help="run only the built-in echo backend")
     demo.add_argument("--listen", default="127.0.0.1:8081", help="HOST:PORT (default 127.0.0.1:8081)")
     return parser
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args)
         if args.command == "filters":
-            return _filters(args.format)
+            return _filters(args.format, args.builtin)
         return _demo(args.listen)
     except ConfigError as exc:
         for issue in exc.issues:
@@ -95,11 +98,15 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _filters(fmt: str) -> int:
+def _filters(fmt: str, builtin: bool) -> int:
+    """List everything that loaded, even when plugins clash (the list shows the free orders); problems → exit 1."""
     from gateway.docs import render_catalogue
 
-    print(render_catalogue(load_registry(), fmt), end="")
-    return 0
+    registry, problems = scan_registry(BUILTIN_DISTRIBUTION if builtin else None)
+    print(render_catalogue(registry, fmt), end="")
+    for problem in problems:
+        print(f"plugin error: {problem}", file=sys.stderr)
+    return EXIT_INVALID if problems else 0
 
 
 def _configure_logging(level: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.spec import BANDS, FilterSpec, PredicateSpec
+from gateway.spec import BANDS, FilterSpec, PredicateSpec, band_of
 
 FILTER_GROUP = "sluicegate.filters"
 PREDICATE_GROUP = "sluicegate.predicates"
@@ -64,9 +64,15 @@ def _check_schema(spec: FilterSpec[Any] | PredicateSpec[Any]) -> list[str]:
     return [f"config field {n!r} has no description" for n in missing]
 
 
-def _load(group: str, kind: type[Any], problems: list[str]) -> dict[str, tuple[Any, EntryPoint]]:
+def _load(
+    group: str, kind: type[Any], problems: list[str], distribution: str | None
+) -> dict[str, tuple[Any, EntryPoint]]:
     found: dict[str, tuple[Any, EntryPoint]] = {}
-    for ep in _unique(entry_points(group=group)):
+    eps: Iterable[EntryPoint] = entry_points(group=group)
+    if distribution is not None:
+        # Before loading: another distribution's plugin is not imported at all, so it cannot break this view.
+        eps = [ep for ep in eps if _dist_name(ep).lower() == distribution.lower()]
+    for ep in _unique(eps):
         try:
             spec: Any = ep.load()
         except Exception as exc:  # a plugin's import error must not hide the others
@@ -95,26 +101,47 @@ def _clash(new: EntryPoint, old: EntryPoint) -> str:
 
 def _check_orders(filters: dict[str, tuple[Any, EntryPoint]], problems: list[str]) -> None:
     by_order: dict[int, EntryPoint] = {}
+    clashes: list[tuple[int, EntryPoint, EntryPoint]] = []
     for spec, ep in filters.values():
         if not min(BANDS) <= spec.order < 1000:
             problems.append(f"{_describe(ep)} has order {spec.order}, outside the bands 100-999")
         if spec.order in by_order:
-            other = by_order[spec.order]
-            problems.append(f"{_describe(ep)} and {_describe(other)} both claim order {spec.order}")
+            clashes.append((spec.order, ep, by_order[spec.order]))
         by_order[spec.order] = ep
+    for order, ep, other in clashes:
+        band = band_of(order)
+        taken = ", ".join(str(o) for o in sorted(by_order) if band_of(o) == band)
+        problems.append(
+            f"{_describe(ep)} and {_describe(other)} both claim order {order}; orders taken in band {band} "
+            f"({BANDS.get(band, 'custom')}): {taken}; give one of them a free order in its band"
+        )
 
 
-def load_registry() -> Registry:
-    """Discover and validate every installed predicate and filter. Raises RegistryError listing every problem."""
+def scan_registry(distribution: str | None = None) -> tuple[Registry, list[str]]:
+    """Discover and validate the installed predicates and filters — only `distribution`'s when given.
+
+    Returns everything that loaded (both specs of an order clash included) and every problem found, so a tool
+    can show the whole picture; `load_registry` is the strict form the gateway starts with.
+    """
     problems: list[str] = []
-    filters = _load(FILTER_GROUP, FilterSpec, problems)
-    predicates = _load(PREDICATE_GROUP, PredicateSpec, problems)
+    filters = _load(FILTER_GROUP, FilterSpec, problems, distribution)
+    predicates = _load(PREDICATE_GROUP, PredicateSpec, problems, distribution)
     _check_orders(filters, problems)
-    if problems:
-        raise RegistryError(problems)
     origins = {name: _dist_name(ep) for name, (_, ep) in {**predicates, **filters}.items()}
-    return Registry(
+    registry = Registry(
         filters={name: spec for name, (spec, _) in filters.items()},
         predicates={name: spec for name, (spec, _) in predicates.items()},
         origins=origins,
     )
+    return registry, problems
+
+
+def load_registry(distribution: str | None = None) -> Registry:
+    """Discover and validate every installed predicate and filter (only `distribution`'s when given).
+
+    Raises RegistryError listing every problem; the gateway never starts with a partial set.
+    """
+    registry, problems = scan_registry(distribution)
+    if problems:
+        raise RegistryError(problems)
+    return registry

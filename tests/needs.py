@@ -1,4 +1,4 @@
-"""Tests that need a Debian tool (nginx, wrk, h2load) skip with the install command when it is missing, except in
+"""Tests that need a Debian tool (nginx, wrk) skip with the install command when it is missing, except in
 CI: `.ci/run` installs the tools and sets `CI=1`, so a missing tool there is a failure, not a quiet skip."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-PACKAGES = {"nginx": "nginx-light", "wrk": "wrk", "h2load": "nghttp2-client"}
+PACKAGES = {"nginx": "nginx-light", "wrk": "wrk"}
 
 
 def tools(*commands: str) -> None:

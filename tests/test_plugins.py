@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,27 @@ def test_cli_refuses_to_start_with_a_bad_plugin(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert "team-clash" in out.stderr and "SetStatus" in out.stderr
+
+
+def test_cli_lists_everything_despite_an_order_clash_and_names_the_taken_orders(tmp_path: Path) -> None:
+    """`sluicegate filters` is the tool that shows free orders: a clash must not hide the list."""
+    write_distribution(
+        tmp_path / "site",
+        "team-order",
+        {"sluicegate.filters": {"OrderThief": "plug_thief:SPEC"}},
+        {"plug_thief": SPEC_SOURCE.format(name="OrderThief", order=901)},
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "filters"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0
+    listed = {line.split()[1] for line in out.stdout.splitlines() if re.match(r"\s+\d+ \S", line)}
+    assert {"OrderThief", "StripPrefix", "Retry", "CircuitBreaker"} <= listed
+    assert "both claim order 901" in out.stderr and "team-order" in out.stderr
+    taken = re.search(r"orders taken in band 900 \([^)]*\): ([\d, ]+)", out.stderr)
+    assert taken and "901" in taken.group(1).split(", ")
+    builtin = subprocess.run(
+        [sys.executable, "-m", "gateway", "filters", "--builtin"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert builtin.returncode == 0 and "OrderThief" not in builtin.stdout and "StripPrefix" in builtin.stdout

@@ -14,8 +14,9 @@ Everything is read from the Dockerfile itself, so a change there changes what is
 Not proven here: the base image itself, the user and file ownership, BuildKit's mounts, the layer cache. The
 Python is the one running the tests, not the image's, so the dependencies' binary wheels differ by ABI.
 
-Until the admin listener lands (no `--admin-listen` in `sluicegate run --help`), the flag is dropped from the
-command and readiness, and the health check command, are checked through the data port's demo route instead.
+Readiness, and the HEALTHCHECK's own command, are checked on the admin listener's `/health/ready` (the image's
+`--admin-listen`, moved to a free loopback port), as the image probes them. (The test still falls back to the data
+port's demo route for a build whose `sluicegate run --help` has no `--admin-listen`.)
 """
 
 from __future__ import annotations
