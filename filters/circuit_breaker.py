@@ -15,6 +15,7 @@ open breaker answers 503 problem+json with `Retry-After`, and a failed call's ow
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from http import HTTPStatus
 from typing import Literal, Self
@@ -166,7 +167,7 @@ def pool_of(target: UpstreamRef | None) -> str:
 class CircuitBreaker:
     def __init__(self, config: CircuitBreakerConfig, route_id: str) -> None:
         self.route_id = route_id
-        self.config = config.breaker_config()
+        self.config = dataclasses.replace(config.breaker_config(), name=config.name)
         self.status_codes = frozenset(config.status_codes)
         self.forward = Template(config.fallback_uri.removeprefix("forward:")) if config.fallback_uri else None
         self.static = (

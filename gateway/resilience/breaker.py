@@ -73,6 +73,8 @@ class BreakerConfig:
     consecutive_failures: int = 5
     wait_in_open: float = 60.0
     permitted_in_half_open: int = 10
+    #: SCG's breaker name, for the transition log lines only ("" when the route gave none).
+    name: str = ""
 
 
 class Window:
@@ -179,8 +181,18 @@ class Breaker:
             self.window = Window(self.config.sliding_window_size)
             self.in_a_row = 0
         METRICS.breaker_transition(self.route, self.pool, int(state), state.name)
+        # Once per transition (never per call): WARNING when it opens, INFO when it probes or closes.
         level = logging.WARNING if state is State.OPEN else logging.INFO
-        log.log(level, "circuit breaker %s/%s: %s -> %s", self.route, self.pool, previous.name, state.name)
+        name = f" {self.config.name!r}" if self.config.name else ""
+        log.log(
+            level,
+            "circuit breaker%s of route %r (pool %s): %s -> %s",
+            name,
+            self.route,
+            self.pool,
+            previous.name,
+            state.name,
+        )
 
 
 class BreakerRegistry:

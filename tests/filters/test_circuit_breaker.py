@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -306,6 +307,38 @@ async def test_an_aborted_probe_hands_its_permit_back(
     svc.mode = "ok"
     assert await statuses(gw, 1) == [200]  # admitted: the permit came back
     assert breaker_of("svc", pool(up)).state is State.CLOSED
+
+
+async def test_each_transition_is_logged_once_with_the_breaker_name_and_route(
+    start_upstream: StartUpstream, start_gateway: StartGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """closed→open, open→half-open, half-open→open and half-open→closed: one line each, none per request."""
+    caplog.set_level(logging.INFO, logger="sluicegate.breaker")
+    svc, up = await service(start_upstream)
+    args = (HALF % 1).replace("{", "{name: ordersBreaker, ").replace("50ms", "300ms")
+    gw = await start_gateway(routes(up.url, args))
+    key = ("svc", pool(up))
+    before = sum(n for (r, p, _), n in METRICS.breaker_transitions.items() if (r, p) == key)
+    svc.mode = "fail"
+    await statuses(gw, 1)  # closed -> open
+    await statuses(gw, 5)  # rejected while open: no line
+    await asyncio.sleep(0.5)
+    await statuses(gw, 1)  # open -> half-open, the failed probe: half-open -> open
+    await asyncio.sleep(0.5)
+    svc.mode = "ok"
+    await statuses(gw, 6)  # open -> half-open, the good probe: half-open -> closed; then five plain calls
+    transitions = sum(n for (r, p, _), n in METRICS.breaker_transitions.items() if (r, p) == key) - before
+    lines = [r for r in caplog.records if r.name == "sluicegate.breaker"]
+    assert len(lines) == transitions, [r.getMessage() for r in lines]  # one line per transition, not per request
+    for record in lines:
+        message = record.getMessage()
+        assert "'ordersBreaker'" in message and "route 'svc'" in message and pool(up) in message, message
+        assert record.levelno == (logging.WARNING if message.endswith("-> OPEN") else logging.INFO), message
+    seen = [r.getMessage().rsplit(": ", 1)[1] for r in lines]
+    expected = ["CLOSED -> OPEN", "OPEN -> HALF_OPEN", "HALF_OPEN -> OPEN", "OPEN -> HALF_OPEN", "HALF_OPEN -> CLOSED"]
+    remaining = iter(seen)
+    assert all(step in remaining for step in expected), seen  # in this order (a slow machine may add more)
+    assert breaker_of(*key).state is State.CLOSED
 
 
 # -- fallbacks --------------------------------------------------------------------------------------------------
