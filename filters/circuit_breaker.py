@@ -6,16 +6,19 @@ failed when the chain raises a gateway error of status 5xx (connect, reset, time
 exception, or when the response status is listed in `statusCodes`; a call is slow when its response head took
 longer than `slowCallDurationThreshold`. A client that goes away (499) counts against nothing.
 
-While the breaker is open, and after any failed call, the fallback answers when one is configured: `fallbackUri:
+While the breaker is open, and after a failed call, the fallback answers when one is configured: `fallbackUri:
 forward:/path` re-dispatches the request (as it entered this filter) to a local route, with the failure stored
-for FallbackHeaders; `fallbackStatus` (+ body, content type) answers a static response. Without a fallback an
-open breaker answers 503 problem+json with `Retry-After`, and a failed call's own response or error passes on.
+for FallbackHeaders; `fallbackStatus` (+ body, content type) answers a static response. Inside a Retry, a failed
+call's fallback is handed to Retry, which calls it only when it will not retry (gateway.resilience.fallback);
+an open breaker's fallback answers at once and is never retried. Without a fallback an open breaker answers 503
+problem+json with `Retry-After`, and a failed call's own response or error passes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from http import HTTPStatus
 from typing import Literal, Self
@@ -28,6 +31,7 @@ from gateway.exchange import Exchange, Next, Response, UpstreamRef
 from gateway.headers import Headers
 from gateway.resilience.breaker import BREAKERS, EXECUTION_EXCEPTION, Breaker, BreakerConfig, FailureStatus
 from gateway.resilience.duration import parse_duration
+from gateway.resilience.fallback import DEFER_FALLBACK
 from gateway.spec import BuildContext, ComponentConfig, FilterSpec, header_value, spring_enum
 from gateway.template import Template
 
@@ -175,6 +179,7 @@ class CircuitBreaker:
             if config.fallback_status is not None
             else None
         )
+        self.has_fallback = self.forward is not None or self.static is not None
         # Breakers this route already has (a reload keeps unchanged ones): built now, while the old table lives.
         self.breakers: dict[str, Breaker] = BREAKERS.adopt(route_id, self.config)
 
@@ -190,6 +195,9 @@ class CircuitBreaker:
         ticket = breaker.try_acquire()
         if ticket is None:
             detail = f"the circuit breaker of route {self.route_id!r} is {breaker.state.name.lower().replace('_', '-')}"
+            slot = exchange.get(DEFER_FALLBACK) if self.has_fallback else None
+            if slot is not None:
+                slot.final = True  # a retry would meet the same open breaker: this answer is the last
             return await self.fallback(exchange, CircuitOpen(detail, breaker.retry_after()))
         # A forward fallback gets the request as it entered: inner filters must not have rewritten it.
         attempt = exchange.fork() if self.forward is not None else exchange
@@ -204,15 +212,27 @@ class CircuitBreaker:
                 breaker.release(ticket)  # the request's own fault (400, 413 …), not the upstream's
                 raise
             breaker.record(ticket, failed=True, seconds=time.monotonic() - started)
-            return await self.fallback(exchange, error)
+            return await self.failed(exchange, error, None)
         except Exception as error:
             breaker.record(ticket, failed=True, seconds=time.monotonic() - started)
-            return await self.fallback(exchange, error)
+            return await self.fallback(exchange, error)  # not a gateway error: Retry would not retry it either
         failed = response.status in self.status_codes
         breaker.record(ticket, failed=failed, seconds=time.monotonic() - started)
-        if failed and (self.forward is not None or self.static is not None):
-            return await self.fallback(exchange, FailureStatus(response.status))
+        if failed and self.has_fallback:
+            return await self.failed(exchange, FailureStatus(response.status), response)
         return response
+
+    async def failed(self, exchange: Exchange, cause: Exception, response: Response | None) -> Response:
+        """A failed call's answer: the fallback now, or — when a Retry around this filter may try again — the
+        failure itself (`response`, else `cause` raised) with the fallback parked for Retry to call when it gives
+        up (gateway.resilience.fallback)."""
+        slot = exchange.get(DEFER_FALLBACK) if self.has_fallback else None
+        if slot is None:
+            return await self.fallback(exchange, cause)
+        slot.answer = functools.partial(self.fallback, exchange, cause)
+        if response is not None:
+            return response
+        raise cause
 
     async def fallback(self, exchange: Exchange, cause: Exception) -> Response:
         """The configured fallback's response for `cause`; without a fallback, `cause` itself is raised."""
@@ -226,6 +246,7 @@ class CircuitBreaker:
             raise InternalError("fallbackUri needs the dispatcher's forward: support") from cause
         forwarded = exchange.fork()
         forwarded.set(EXECUTION_EXCEPTION, cause)
+        forwarded.set(DEFER_FALLBACK, None)  # the fallback route's own breaker must not park in this request's slot
         return await redispatch(forwarded, self.forward.render(exchange.path_vars))
 
 

@@ -7,6 +7,8 @@ Idempotency rules, in the order they apply:
 - Every attempt runs on `exchange.fork()`, so filters after Retry (rewrites, the breaker) run afresh each time.
 - A response goes back to the writer only when no retry follows it; once returned, nothing is retried. A
   discarded response's body is closed at once (its connection is not reused while unread).
+- A CircuitBreaker inside hands a failed call's fallback to Retry instead of answering with it: the fallback
+  answers only when no retry follows (gateway.resilience.fallback); an open breaker's fallback is never retried.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from gateway.metrics import METRICS
 from gateway.resilience.backoff import backoff_delays, retry_after_seconds
 from gateway.resilience.budget import BUDGETS, RetryBudget
 from gateway.resilience.duration import parse_duration
+from gateway.resilience.fallback import DEFER_FALLBACK, DeferredFallback
 from gateway.resilience.retry_rules import EXCEPTION_REASONS, comma_list, retry_reason, status_code
 from gateway.spec import BuildContext, ComponentConfig, FilterSpec, spring_enum
 from gateway.units import parse_data_size
@@ -221,20 +224,22 @@ class Retry:
             while True:
                 fork = exchange.fork()
                 fork.attempt = exchange.attempt = retried + 1
+                slot = DeferredFallback()  # a breaker inside parks its fallback here (gateway.resilience.fallback)
+                fork.set(DEFER_FALLBACK, slot)
                 outcome = await self._attempt(fork, call_next, deadline, loop)
                 if holding:  # the retry's slot is held until its attempt ended
                     self.budget.release()
                     holding = False
                 _copy_back(fork, exchange)
-                reason = self._reason(outcome)
+                reason = None if slot.final else self._reason(outcome)
                 delay = next(delays) if reason is not None and retried < config.retries else None
                 if delay is not None and isinstance(outcome, Response):
                     delay = self._honour_retry_after(outcome, delay)
                 if delay is None or (deadline is not None and loop.time() + delay >= deadline):
-                    return _result(outcome)
+                    return await _final(outcome, slot)
                 if not self.budget.try_acquire():
                     METRICS.retry_refused(self.route_id)
-                    return _result(outcome)
+                    return await _final(outcome, slot)
                 holding = True
                 assert reason is not None
                 if isinstance(outcome, Response):
@@ -296,7 +301,13 @@ def _copy_back(fork: Exchange, exchange: Exchange) -> None:
         exchange.set(CLOSE_CONNECTION, True)
 
 
-def _result(outcome: Response | GatewayError) -> Response:
+async def _final(outcome: Response | GatewayError, slot: DeferredFallback) -> Response:
+    """What the client gets when no retry follows: a breaker's parked fallback if the attempt left one (the
+    failed response is then closed unsent), else the outcome itself (an error is raised)."""
+    if slot.answer is not None:
+        if isinstance(outcome, Response):
+            await _discard(outcome)
+        return await slot.answer()
     if isinstance(outcome, GatewayError):
         raise outcome
     return outcome

@@ -22,6 +22,7 @@ from gateway.metrics import METRICS, WorkerMetrics, render
 from gateway.resilience.breaker import BREAKERS, Breaker, BreakerConfig, State, Window
 from tests.conftest import GatewayUnderTest, StartGateway, StartUpstream, Upstream
 from tests.helpers import Reply, config_issues, config_only_route, fetch, free_port
+from tests.resilience.servers import Script, counters, delta
 
 GUARD = 10.0  # seconds: only a guard against a hang
 
@@ -425,6 +426,100 @@ async def test_static_fallback_on_failure_and_while_open(start_gateway: StartGat
         reply = await fetch(gw, "/svc/x")
         assert (reply.status, reply.body, reply.headers["Content-Type"]) == (503, b"try later", "text/plain")
     assert breaker_of("svc", f"127.0.0.1:{port}").state is State.OPEN
+
+
+# -- inside Retry: the fallback answers only when no retry follows -------------------------------------------------
+def retried(uri: str, retry: str, breaker: str, fallback_upstream: Upstream) -> str:
+    """Route `svc`: Retry (band 600) around CircuitBreaker (band 700) with `forward:/fallback`; route `fb` echoes."""
+    return f"""
+routes:
+  - id: svc
+    uri: {uri}
+    predicates: [Path=/svc/**]
+    filters: [{{name: Retry, args: {retry}}}, {{name: CircuitBreaker, args: {breaker}}}]
+  - id: fb
+    uri: {fallback_upstream.url}
+    predicates: [Path=/fallback]
+    filters: [FallbackHeaders]
+"""
+
+
+BREAKER_500 = "{name: svcBreaker, statusCodes: [500], fallbackUri: forward:/fallback}"
+
+
+async def test_inside_retry_a_recovering_upstream_is_retried_and_the_fallback_never_called(
+    start_upstream: StartUpstream, upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    script = Script(plan=[500, 500])  # fails twice, then answers 200
+    up = await start_upstream(script.app())
+    gw = await start_gateway(retried(up.url, "{retries: 3}", BREAKER_500, upstream))
+    before = counters("svc")
+    reply = await fetch(gw, "/svc/x")
+    assert (reply.status, reply.body) == (200, b"status 200")  # the upstream's own answer
+    assert len(up.hits) == 3
+    assert upstream.hits == []  # the fallback route was never called
+    assert delta(before, counters("svc")) == {"retry:status": 2}
+
+
+async def test_inside_retry_a_failing_upstream_gets_the_fallback_once_after_the_last_attempt(
+    start_upstream: StartUpstream, upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    up = await start_upstream(Script(then=500).app())
+    gw = await start_gateway(retried(up.url, "{retries: 3}", BREAKER_500, upstream))
+    reply = await fetch(gw, "/svc/x")
+    assert reply.status == 200
+    assert reply.seen()["path"] == "/fallback"
+    assert reply.upstream_got("Execution-Exception-Type") == ["FailureStatus"]
+    assert len(up.hits) == 4  # 1 + 3 retries, every one of them failed
+    assert len(upstream.hits) == 1  # the fallback answered once, after the last attempt
+
+
+async def test_inside_retry_the_fallback_answers_when_retry_gives_up_early(
+    start_upstream: StartUpstream, upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    """Not retryable by Retry's rules (a 500 with `series: []`): Retry gives up at once, the fallback answers."""
+    up = await start_upstream(Script(then=500).app())
+    gw = await start_gateway(retried(up.url, "{retries: 3, series: [], statuses: [502]}", BREAKER_500, upstream))
+    reply = await fetch(gw, "/svc/x")
+    assert reply.status == 200 and reply.seen()["path"] == "/fallback"
+    assert (len(up.hits), len(upstream.hits)) == (1, 1)
+
+
+async def test_inside_retry_an_open_breaker_answers_with_the_fallback_at_once(
+    start_upstream: StartUpstream, upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    up = await start_upstream(Script(then=500).app())
+    breaker = (
+        "{statusCodes: [500], slidingWindowType: CONSECUTIVE_FAILURES, consecutiveFailures: 2, "
+        "fallbackUri: forward:/fallback}"
+    )
+    gw = await start_gateway(retried(up.url, "{retries: 3}", breaker, upstream))
+    before = counters("svc")
+    first = await fetch(gw, "/svc/x")  # attempt 2 opens the breaker; attempt 3 is answered by the fallback
+    assert first.status == 200 and first.upstream_got("Execution-Exception-Type") == ["CircuitOpen"]
+    assert (len(up.hits), len(upstream.hits)) == (2, 1)
+    assert delta(before, counters("svc")) == {"retry:status": 2}
+    second = await fetch(gw, "/svc/x")  # open: the fallback at once, no retry
+    assert second.status == 200 and second.upstream_got("Execution-Exception-Type") == ["CircuitOpen"]
+    assert (len(up.hits), len(upstream.hits)) == (2, 2)
+    assert delta(before, counters("svc")) == {"retry:status": 2}
+
+
+async def test_inside_retry_a_static_fallback_of_an_open_breaker_is_not_retried(
+    start_upstream: StartUpstream, start_gateway: StartGateway
+) -> None:
+    """A 503 static fallback is a 5xx Retry would retry; an open breaker's answer is final all the same."""
+    up = await start_upstream(Script(then=500).app())
+    breaker = (
+        "{statusCodes: [500], slidingWindowType: CONSECUTIVE_FAILURES, consecutiveFailures: 1, "
+        "fallbackStatus: 503, fallbackBody: later}"
+    )
+    gw = await start_gateway(routes(up.url, breaker).replace("filters: [", "filters: [Retry=3, ", 1))
+    before = counters("svc")
+    reply = await fetch(gw, "/svc/x")  # attempt 1 fails and opens; attempt 2 meets the open breaker
+    assert (reply.status, reply.body) == (503, b"later")
+    assert len(up.hits) == 1
+    assert delta(before, counters("svc")) == {"retry:status": 1}
 
 
 # -- reload, metrics ------------------------------------------------------------------------------------------
