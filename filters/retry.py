@@ -224,22 +224,22 @@ class Retry:
             while True:
                 fork = exchange.fork()
                 fork.attempt = exchange.attempt = retried + 1
-                slot = DeferredFallback()  # a breaker inside parks its fallback here (gateway.resilience.fallback)
-                fork.set(DEFER_FALLBACK, slot)
+                deferred = DeferredFallback()  # a breaker inside parks its fallback here (resilience.fallback)
+                fork.set(DEFER_FALLBACK, deferred)
                 outcome = await self._attempt(fork, call_next, deadline, loop)
                 if holding:  # the retry's slot is held until its attempt ended
                     self.budget.release()
                     holding = False
                 _copy_back(fork, exchange)
-                reason = None if slot.final else self._reason(outcome)
+                reason = None if deferred.final else self._reason(outcome)
                 delay = next(delays) if reason is not None and retried < config.retries else None
                 if delay is not None and isinstance(outcome, Response):
                     delay = self._honour_retry_after(outcome, delay)
                 if delay is None or (deadline is not None and loop.time() + delay >= deadline):
-                    return await _final(outcome, slot)
+                    return await _final(outcome, deferred)
                 if not self.budget.try_acquire():
                     METRICS.retry_refused(self.route_id)
-                    return await _final(outcome, slot)
+                    return await _final(outcome, deferred)
                 holding = True
                 assert reason is not None
                 if isinstance(outcome, Response):
@@ -301,13 +301,13 @@ def _copy_back(fork: Exchange, exchange: Exchange) -> None:
         exchange.set(CLOSE_CONNECTION, True)
 
 
-async def _final(outcome: Response | GatewayError, slot: DeferredFallback) -> Response:
+async def _final(outcome: Response | GatewayError, deferred: DeferredFallback) -> Response:
     """What the client gets when no retry follows: a breaker's parked fallback if the attempt left one (the
     failed response is then closed unsent), else the outcome itself (an error is raised)."""
-    if slot.answer is not None:
+    if deferred.answer is not None:
         if isinstance(outcome, Response):
             await _discard(outcome)
-        return await slot.answer()
+        return await deferred.answer()
     if isinstance(outcome, GatewayError):
         raise outcome
     return outcome
