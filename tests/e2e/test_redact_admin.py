@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
 
 from tests.conftest import StartUpstream
@@ -70,9 +69,8 @@ async def test_the_routes_view_of_a_running_gateway_shows_no_secret(
     app.router.add_get("/{tail:.*}", echo)
     upstream = await start_upstream(app)
     async with run_gateway(tmp_path, routes_file(upstream.url), env=ENV) as gw:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(gw.url("/api/x"), timeout=CLIENT_TIMEOUT) as resp:
-                assert resp.status == 200, await resp.text()
+        async with gw.session.get(gw.url("/api/x"), timeout=CLIENT_TIMEOUT) as resp:
+            assert resp.status == 200, await resp.text()
         status, body = await gw.admin_get("/routes")
     # The secrets are live on the data path ...
     path_qs, headers = next((p, h) for p, h in seen if p.startswith("/api/"))
