@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import Gateway
+from gateway.config.definitions import ComponentDef
 from gateway.config.provenance import FromEnv
 from gateway.config.redact import REDACTED, redact_view, redacted_routes, sensitive_name
 from tests.plugins import write_distribution
@@ -78,10 +79,13 @@ def test_no_value_from_the_environment_is_shown(text: str, monkeypatch: pytest.M
 def test_a_short_env_value_is_redacted_where_it_is_shown_but_not_searched_for(monkeypatch: pytest.MonkeyPatch) -> None:
     text = (
         "upstreams:\n  p:\n    instances:\n      - url: 'http://10.0.0.1:${env:PORT}'\n"
-        "      - url: 'http://10.0.0.2:8081'\nroutes:\n  - {id: r, uri: 'lb://p', metadata: {w: '${env:PORT}'}}\n"
+        "      - {url: 'http://10.0.0.2:8081', weight: '${env:W}'}\n"
+        "routes:\n  - {id: r, uri: 'lb://p', metadata: {w: '${env:PORT}'}}\n"
     )
-    view = json.loads(view_text(text, monkeypatch, PORT="81"))
-    assert [i["url"] for i in view["upstreams"]["p"]["instances"]] == [REDACTED, "http://10.0.0.2:8081"]
+    view = json.loads(view_text(text, monkeypatch, PORT="81", W="7"))
+    instances = view["upstreams"]["p"]["instances"]
+    assert [i["url"] for i in instances] == [REDACTED, "http://10.0.0.2:8081"]
+    assert [i["weight"] for i in instances] == [1, REDACTED]  # validated into a number, still hidden
     assert view["routes"][0]["metadata"] == {"w": REDACTED}
 
 
@@ -147,6 +151,12 @@ def test_a_name_value_list_keeps_its_names_and_the_other_values(monkeypatch: pyt
     assert view["routes"][0]["filters"] == [
         {"name": "AddRequestHeadersIfNotPresent", "args": {"keyValues": ["X-A:1", f"Authorization:{REDACTED}"]}}
     ]
+
+
+def test_positional_genkey_args_count_the_first_as_the_name() -> None:
+    # SCG's expanded form may name args `_genkey_0`, `_genkey_1` …: the first is the header or parameter name.
+    shown = redact_view(ComponentDef("AddRequestHeader", {"_genkey_0": "X-Api-Key", "_genkey_1": LITERAL}))
+    assert shown == {"name": "AddRequestHeader", "args": {"_genkey_0": "X-Api-Key", "_genkey_1": REDACTED}}
 
 
 # -- what is not a secret stays readable ----------------------------------------------------------------------------

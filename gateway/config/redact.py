@@ -4,9 +4,10 @@ Two rules, applied to every string of a view by one walker (`redact_view`; `reda
 
 - **By provenance**: a string that came from `${env:...}` is a secret, wherever parsing put it. It is recognised by
   its mark (`FromEnv`, kept through splitting, stripping, renamed and gathered args), else by equality with a
-  recorded substituted text (stripped), else, for recorded texts of `MIN_SEARCHED` characters or more, by containing
-  one (a copy that lost its mark: a validated model's field, a string built from pieces). Shorter texts (a port,
-  a weight) are not searched for inside other strings: `80` would hide every string with an `80` in it.
+  recorded substituted text (stripped; a number too, when its text equals one), else, for recorded texts of
+  `MIN_SEARCHED` characters or more, by containing one (a copy that lost its mark: a validated model's field, a
+  string built from pieces). Shorter texts (a port, a weight) are not searched for inside other strings: `80`
+  would hide every string with an `80` in it.
 - **By meaning**: values whose name says credential (`sensitive_name`): a mapping value under such a key, the value
   of a `Name: Value` string and of a URL query parameter or userinfo password, and every non-name argument of a
   predicate or filter that names a credential, either by its own name (`Cookie`) or by the value of a name argument
@@ -36,7 +37,9 @@ _SENSITIVE = re.compile(
     r"authorization|cookie|token|secret|passw|pwd|credential|session|signature"
     r"|api-?key|auth-?key|access-?key|private-?key|(?:^|-)key$"
 )
-_NAME_ARG = re.compile(r"(?:^|-)(?:name|header|param|parameter|cookie)$")
+# The args that hold a name: `name`, `header`, `param`, `fromHeader`, `*HeaderName` …, and SCG's first positional
+# arg `_genkey_0` (every name/value predicate and filter takes the name first).
+_NAME_ARG = re.compile(r"(?:^|-)(?:name|header|param|parameter|cookie)$|^-genkey-0$")
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _HEADER_LINE = re.compile(rf"(\s*{_TOKEN}\s*):(.*)", re.DOTALL)
 _QUERY_PARAM = re.compile(r"(^|[?&;]\s*)([^=&#;?\s]+)=([^&#;]*)")
@@ -77,7 +80,7 @@ def _hidden_strings(value: Any) -> Any:
 
 def credential_args(component: str, args: Mapping[str, Any]) -> dict[str, Any]:
     """`args` of the predicate/filter `component`, with every non-name value hidden when it names a credential."""
-    names = {key for key in args if _NAME_ARG.search(_words(key))}
+    names = {key for key in args if isinstance(key, str) and _NAME_ARG.search(_words(key))}
     named = [args[key] for key in names if isinstance(args[key], str)]
     if not (sensitive_name(component) or any(sensitive_name(name) for name in named)):
         return dict(args)
@@ -112,6 +115,8 @@ class _Redactor:
     def value(self, data: Any) -> Any:
         if isinstance(data, str):
             return REDACTED if self.from_env(data) else _text_by_meaning(data)
+        if isinstance(data, int | float) and not isinstance(data, bool) and str(data) in self.exact:
+            return REDACTED  # a validated model parsed it from an env text (an upstream `weight: ${env:W}`)
         if isinstance(data, Mapping):
             return self.mapping(data)
         if isinstance(data, list | tuple | set | frozenset):
