@@ -45,7 +45,9 @@ def _keeping_mark(name: str) -> Callable[..., Any]:
 
 # SECURITY: every derivation of a secret is still a secret (a shortcut's tokens, a stripped value, a slice).
 _DERIVING = (
-    *("__add__", "__getitem__", "__mod__", "__mul__", "__rmul__", "__format__", "format", "translate"),
+    # Not __format__: an f-string joins its parts into a plain str anyway, and a route's Host line is an f-string
+    # built per request (a Python-level wrapper there would cost on the data path for nothing).
+    *("__add__", "__getitem__", "__mod__", "__mul__", "__rmul__", "format", "translate"),
     *("capitalize", "casefold", "lower", "swapcase", "title", "upper"),
     *("center", "expandtabs", "ljust", "rjust", "zfill", "replace", "removeprefix", "removesuffix"),
     *("strip", "lstrip", "rstrip", "split", "rsplit", "splitlines", "partition", "rpartition"),
