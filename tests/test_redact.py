@@ -63,6 +63,8 @@ FROM_ENV = {
     "upstream zone": POOL.format(instances="      - {url: 'http://10.0.0.1:8080', zone: '${env:SECRET}'}\n"),
     "upstream health-check path": "upstreams:\n  p:\n    instances: [{url: 'http://10.0.0.1:8080'}]\n"
     "    health-check: {path: '/${env:SECRET}'}\nroutes:\n  - {id: r, uri: 'lb://p'}\n",
+    "Spring application.yml": "spring:\n  cloud:\n    gateway:\n      routes:\n        - {id: r, uri: 'no://op', "
+    "filters: [{name: AddRequestHeader, args: {name: X-Env, value: '${env:SECRET}'}}]}\n",
     "YAML alias of an env value": "routes:\n  - id: r\n    uri: no://op\n"
     "    metadata: {copy-source: &s 'k-${env:SECRET}'}\n"
     "    filters: [{name: AddRequestHeader, args: {name: X-Copy, value: *s}}]\n",
