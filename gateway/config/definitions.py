@@ -88,7 +88,7 @@ class GatewayConfig:
     routes: tuple[RouteDefinition, ...]
     default_filters: tuple[ComponentDef, ...] = ()
     demo_upstream: DemoUpstream | None = None
-    #: YAML paths whose values came from ${env:...}: redacted wherever config is shown.
-    secret_paths: frozenset[str] = frozenset()
+    #: Texts that came from ${env:...} (each value, each string it was put into): redacted wherever shown.
+    env_values: frozenset[str] = frozenset()
     #: `upstreams:`: pool name -> validated pool config (gateway/lb/config.py)
     upstreams: Mapping[str, PoolConfig] = field(default_factory=dict)

@@ -1,8 +1,9 @@
 """Reading a YAML config into plain data while remembering where every value came from.
 
 Paths are written the way users read them (`routes[3].filters[1].args.parts`); lines are 1-based. `${env:NAME}`
-inside a string is replaced once, here, from the environment: it is substitution, never evaluation, and the
-paths of substituted values are remembered so they can be redacted wherever config is shown.
+inside a string is replaced once, here, from the environment: it is substitution, never evaluation. The result is
+a `FromEnv` string (it keeps that mark wherever parsing moves or cuts it) and the substituted texts are recorded,
+so config views can redact them wherever they are shown (gateway.config.redact).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from gateway.config.provenance import FromEnv
 from gateway.errors import ConfigIssue
 
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -29,12 +31,13 @@ def join(path: str, key: str | int) -> str:
 
 @dataclass
 class Document:
-    """Plain data of one config source plus the line of every path and the paths that came from env vars."""
+    """Plain data of one config source plus the line of every path and the texts that came from env vars."""
 
     source: str
     data: Any
     lines: dict[str, int] = field(default_factory=dict)
-    secret_paths: set[str] = field(default_factory=set)
+    #: Every env variable's value substituted here, and every whole string it was substituted into.
+    env_values: set[str] = field(default_factory=set)
 
     def issue(self, path: str, message: str) -> ConfigIssue:
         """A ConfigIssue at `path`, with the line of the nearest enclosing path that has one."""
@@ -74,16 +77,19 @@ class _Builder:
             value = self._substitute(value, path)
         return value
 
-    def _substitute(self, value: str, path: str) -> str:
+    def _substitute(self, value: str, path: str) -> FromEnv:
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in self.environ:
                 self.issues.append(self.doc.issue(path, f"environment variable {name} is not set"))
                 return ""
+            self.doc.env_values.add(self.environ[name])
             return self.environ[name]
 
-        self.doc.secret_paths.add(path)
-        return _ENV_REF.sub(replace, value)
+        # SECURITY: marked and recorded, so no config view shows it (redaction by provenance, docs/operations.md).
+        result = FromEnv(_ENV_REF.sub(replace, value))
+        self.doc.env_values.add(str(result))
+        return result
 
 
 def load_yaml(text: str, source: str, environ: Mapping[str, str] | None = None) -> tuple[Document, list[ConfigIssue]]:

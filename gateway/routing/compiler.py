@@ -230,7 +230,7 @@ def compile_config(
         routes=tuple(e.definition for e in entries if e is not None),
         default_filters=tuple(d for d, _ in defaults or []),
         demo_upstream=demo,
-        secret_paths=frozenset(doc.secret_paths),
+        env_values=frozenset(doc.env_values),
         upstreams=upstreams,
     )
     return config, table
