@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -19,13 +20,18 @@ from gateway.registry import Registry
 from gateway.routing.chain import compose
 from gateway.routing.pathpattern import compile_path_pattern
 from gateway.routing.route import Route, RouteOptions, UpstreamTimeouts, parse_route_uri
+from gateway.routing.scg_rules import generated_id, parse_route_text, route_enabled
 from gateway.routing.table import RouteTable
 from gateway.routing.weights import WeightGroups
 from gateway.settings import Settings
 from gateway.spec import BuildContext
 
 TOP_LEVEL = ("routes", "default-filters", "globalcors", "upstreams", "demo-upstream")
-ROUTE_KEYS = ("id", "uri", "predicates", "filters", "order", "metadata")
+ROUTE_KEYS = ("id", "uri", "predicates", "filters", "order", "metadata", "enabled")
+#: what Sluicegate reads from SCG's block in an application.yml
+SPRING_READ = ("routes", "default-filters", "globalcors", "upstreams")
+#: a Spring property placeholder (`${test.uri}`, `${HOST:localhost}`); our `${env:NAME}` is substituted before this
+PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 Components = list[tuple[ComponentDef, Any]]
 
 
@@ -38,6 +44,7 @@ class _Entry:
     filters: Components
     options: RouteOptions
     target: UpstreamRef
+    generated: bool = False  # the id was derived from the route's content (it was written without one)
 
 
 class _Compiler:
@@ -69,9 +76,22 @@ class _Compiler:
 
     # -- definitions: every check runs, so one pass reports every problem -------------------------------------
     def entry(self, item: Any, path: str, seen: set[str]) -> _Entry | None:
+        """A route's definition checked; None when it is invalid (reported) or disabled (`enabled: false`)."""
+        if isinstance(item, str):  # SCG's text form: `id=uri, Predicate=value`
+            try:
+                item = parse_route_text(item)
+            except ValueError as exc:
+                self.fail(path, str(exc))
+                return None
         if not isinstance(item, dict):
-            self.fail(path, "a route must be a mapping with id and uri")
+            self.fail(path, "a route must be a mapping with a uri, or SCG's text form id=uri, Predicate=value")
             return None
+        enabled = route_enabled(item.get("enabled"))
+        if enabled is None:
+            self.fail(join(path, "enabled"), "enabled must be true or false")
+            return None
+        if not enabled:
+            return None  # as SCG: a disabled route is not read at all
         for key in set(item) - set(ROUTE_KEYS):
             self.fail(join(path, str(key)), f"unknown route key; expected one of {', '.join(ROUTE_KEYS)}")
         ok = self._scalars(item, path, seen)
@@ -82,19 +102,31 @@ class _Compiler:
         filts = self.components(item.get("filters"), join(path, "filters"), self.registry.filters, "filter")
         if not ok or options is None or target is None or preds is None or filts is None:
             return None
+        route_id = item.get("id")
+        generated = route_id is None
+        if route_id is None:
+            route_id = generated_id(item["uri"], [d for d, _ in preds])
         definition = RouteDefinition(
-            id=item["id"],
+            id=route_id,
             uri=item["uri"],
             predicates=tuple(d for d, _ in preds),
             filters=tuple(d for d, _ in filts),
             order=item.get("order", 0),
             metadata=dict(metadata),
         )
-        return _Entry(definition, preds, filts, options, target)
+        return _Entry(definition, preds, filts, options, target, generated)
 
     def _target(self, uri: Any, options: RouteOptions, path: str) -> UpstreamRef | None:
         if not isinstance(uri, str):
             return None  # reported by _scalars
+        placeholder = PLACEHOLDER.search(uri)
+        if placeholder is not None:
+            self.fail(
+                path,
+                f"{placeholder.group(0)} is a Spring property placeholder, which Sluicegate does not resolve (every "
+                "request would fail): write the address, or ${env:NAME} to take it from the environment",
+            )
+            return None
         try:
             ref = parse_route_uri(uri, options)
         except ValueError as exc:
@@ -108,8 +140,10 @@ class _Compiler:
     def _scalars(self, item: dict[str, Any], path: str, seen: set[str]) -> bool:
         ok = True
         route_id = item.get("id")
-        if not isinstance(route_id, str) or not route_id.strip():
-            self.fail(join(path, "id"), "id is required and must be a non-empty string")
+        if route_id is None:
+            pass  # an id is generated from the route's content (scg_rules.generated_id)
+        elif not isinstance(route_id, str) or not route_id.strip():
+            self.fail(join(path, "id"), "id must be a non-empty string (or left out to have one generated)")
             ok = False
         elif route_id in seen:
             self.fail(join(path, "id"), f"duplicate route id {route_id!r}")
@@ -217,6 +251,7 @@ def compile_config(
         raw_routes = []
     seen: set[str] = set()
     entries = [c.entry(item, join(c.key("routes"), i), seen) for i, item in enumerate(raw_routes)]
+    _check_generated_ids(c, entries, seen)
     # Built even when the default filters are invalid, so a plugin's build errors are reported in the same pass.
     routes = [c.route(i, e, defaults or []) for i, e in enumerate(entries) if e is not None]
     globalcors = None
@@ -224,6 +259,7 @@ def compile_config(
         globalcors = validate_model(GlobalCors, data["globalcors"] or {}, c.key("globalcors"), c.fail)
     if c.issues:
         raise ConfigError(c.issues)
+    warnings = [*doc.warnings, *_placeholder_warnings(doc, c.base)]
     table = RouteTable([r for r in routes if r is not None], version, _global_cors(globalcors), c.weights)
     config = GatewayConfig(
         source=doc.source,
@@ -232,8 +268,42 @@ def compile_config(
         demo_upstream=demo,
         secret_paths=frozenset(doc.secret_paths),
         upstreams=upstreams,
+        warnings=tuple(warnings),
+        notes=tuple(doc.notes),
     )
     return config, table
+
+
+def _check_generated_ids(c: _Compiler, entries: list[_Entry | None], explicit: set[str]) -> None:
+    """A generated id must not be another route's explicit id, nor another generated one: both are reported."""
+    first: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if entry is None or not entry.generated:
+            continue
+        route_id, where = entry.definition.id, join(c.key("routes"), i)
+        if route_id in explicit:
+            c.fail(where, f"the id generated for this route, {route_id!r}, is another route's id; give this one an id")
+        elif route_id in first:
+            c.fail(
+                where,
+                f"this route has the uri and predicates of routes[{first[route_id]}], so both would get the id "
+                f"{route_id!r}; give one of them an id",
+            )
+        else:
+            first[route_id] = i
+
+
+def _placeholder_warnings(doc: Document, base: str) -> list[ConfigIssue]:
+    """A warning for each `${...}` placeholder in what the gateway reads: it stays text here."""
+    return [
+        doc.issue(
+            path,
+            f"{text} is left as text: Spring would resolve this property placeholder; Sluicegate substitutes only "
+            "${env:NAME}",
+        )
+        for path, text in doc.placeholders.items()
+        if not base or path == base or path.startswith((base + ".", base + "["))
+    ]
 
 
 #: Where SCG keeps its routes in a Spring application.yml (the second form is the 4.3+ property prefix).
@@ -252,7 +322,11 @@ def _gateway_block(c: _Compiler, data: Any) -> dict[str, Any]:
         return data
     outer = _descend(data, SPRING_BLOCKS[1])
     if outer is None:
-        raise ConfigError([c.doc.issue("spring", "a Spring application.yml needs a spring.cloud.gateway block")])
+        message = "a Spring application.yml needs a spring.cloud.gateway block"
+        if c.doc.warnings:
+            message += " (profile-specific documents are not read: " + "; ".join(w.message for w in c.doc.warnings)
+            message += ")"
+        raise ConfigError([c.doc.issue("spring", message)])
     inner = _descend(data, SPRING_BLOCKS[0])
     if inner is None:
         c.base = ".".join(SPRING_BLOCKS[1])
@@ -272,11 +346,20 @@ def _descend(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | No
     return block if isinstance(block, dict) else None
 
 
+#: what to do instead, for SCG settings people often carry over (the rest: docs/scg-migration.md)
+_SPRING_HINTS = {
+    "discovery": "write one route per service with uri: lb://NAME and its instances under upstreams:",
+    "set-status": "SetStatus does not keep the original status in a header; drop the setting, or SetStatus where "
+    "clients need the upstream's status",
+}
+
+
 def _unknown_key(key: str, base: str) -> str:
     if base:
+        hint = _SPRING_HINTS.get(key, "see docs/scg-migration.md for its counterpart")
         return (
-            f"Sluicegate reads only {', '.join(TOP_LEVEL[:3])} from SCG's block; {key!r} is a Spring setting with "
-            "no effect here (see docs/scg-migration.md for its counterpart)"
+            f"Sluicegate reads only {', '.join(SPRING_READ)} from SCG's block; {key!r} is a Spring setting with "
+            f"no effect here ({hint})"
         )
     return f"unknown top-level key; expected one of {', '.join(TOP_LEVEL)}"
 
