@@ -4,6 +4,7 @@ YAML syntax errors with a usable location."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -132,6 +133,16 @@ def test_a_profile_specific_document_is_skipped_with_a_warning_naming_it() -> No
     assert any("documents 1, 3 of 3" in note for note in config.notes), config.notes
 
 
+def test_run_logs_which_documents_were_read_and_the_warnings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "application.yml"
+    path.write_text(MULTI.replace("order: x", "order: 1"), encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="sluicegate.supervisor"):
+        compile_snapshot(path, load_registry(), Settings(), 1)  # what `sluicegate run` and every reload do
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert any(level == logging.INFO and "documents 1, 3 of 3" in text for level, text in logged), logged
+    assert any(level == logging.WARNING and "document 2" in text for level, text in logged), logged
+
+
 def test_validate_says_which_documents_were_read(tmp_path: Path) -> None:
     path = tmp_path / "application.yml"
     path.write_text(MULTI.replace("order: x", "order: 1"), encoding="utf-8")
@@ -198,6 +209,11 @@ def test_an_alias_bomb_is_refused_not_expanded() -> None:
     lines += [f"a{i}: &a{i} [{', '.join(f'*a{i - 1}' for _ in range(10))}]" for i in range(1, 9)]
     _, issues = load_yaml("\n".join(lines) + "\nroutes: []\n", "routes.yaml")
     assert issues and "aliases" in issues[0].message
+
+
+def test_a_file_nested_too_deeply_is_an_error_not_a_traceback() -> None:
+    _, issues = load_yaml("routes: " + "[" * 5000 + "]" * 5000 + "\n", "routes.yaml")
+    assert [i.message for i in issues] == ["invalid YAML: nested too deeply"]
 
 
 def test_an_unknown_yaml_tag_is_an_error_not_a_traceback() -> None:

@@ -184,6 +184,8 @@ def load_yaml(text: str, source: str, environ: Mapping[str, str] | None = None) 
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
         return Document(source, None), [_syntax_issue(exc, source)]
+    except RecursionError:  # SECURITY: `[[[[...` nested thousands deep must be an error, not a crash
+        return Document(source, None), [ConfigIssue(source, "", "invalid YAML: nested too deeply")]
     documents: list[Document] = []
     for node in nodes:
         doc = Document(source, None)
@@ -193,6 +195,8 @@ def load_yaml(text: str, source: str, environ: Mapping[str, str] | None = None) 
             except _TooManyValues:
                 message = f"more than {MAX_VALUES} values once aliases are expanded; refused"
                 return doc, [ConfigIssue(source, "", message, node.start_mark.line + 1)]
+            except RecursionError:
+                return doc, [ConfigIssue(source, "", "invalid YAML: nested too deeply", node.start_mark.line + 1)]
             doc.data = expand_dotted_keys(doc, issues)
         documents.append(doc)
     return merge_documents(documents, source), issues
