@@ -84,6 +84,13 @@ def test_one_setting_written_twice_in_two_spellings_is_an_error() -> None:
     assert "twice" in issues[0].message
 
 
+def test_a_routes_yaml_key_next_to_the_spring_block_is_an_error_not_ignored() -> None:
+    text = "spring.application.name: edge\nroutes: [{id: r, uri: 'http://h'}]\nspring.cloud.gateway.routes: []\n"
+    issues = refused(text)
+    assert [i.path for i in issues] == ["routes"]
+    assert "spring.cloud.gateway" in issues[0].message
+
+
 def test_argument_keys_with_dots_are_left_for_the_argument_parser() -> None:
     # SCG's indexed argument keys (`patterns.0`) must reach components.py as written, not be split.
     text = "spring.cloud.gateway.routes:\n  - id: r\n    uri: http://h\n    predicates:\n"

@@ -320,6 +320,8 @@ def _gateway_block(c: _Compiler, data: Any) -> dict[str, Any]:
         raise ConfigError([c.doc.issue("", "the routes file must be a mapping with a 'routes' list")])
     if "spring" not in data:
         return data
+    for key in set(data) & set(TOP_LEVEL):  # a routes.yaml key next to `spring:` would be silently ignored
+        c.fail(str(key), f"in a Spring application.yml, {key} goes inside the spring.cloud.gateway block")
     outer = _descend(data, SPRING_BLOCKS[1])
     if outer is None:
         message = "a Spring application.yml needs a spring.cloud.gateway block"
