@@ -351,3 +351,10 @@ def test_a_placeholder_elsewhere_is_inert_text_with_a_warning_and_env_references
     assert config.routes[0].filters[0].args["value"] == "${user.name}"
     assert [(w.path, w.line) for w in config.warnings] == [("spring.cloud.gateway.routes[0].filters[0]", 5)]
     assert "${user.name}" in config.warnings[0].message
+
+
+def test_a_placeholder_in_an_upstream_instance_url_is_refused() -> None:
+    text = "spring.cloud.gateway:\n  upstreams:\n    orders:\n      instances: [{url: 'http://${ORDERS_HOST}:80'}]\n"
+    text += "  routes: [{id: r, uri: 'lb://orders'}]\n"
+    issues = refused(text)
+    assert [(i.path, i.line) for i in issues] == [("spring.cloud.gateway.upstreams.orders.instances[0].url", 4)]

@@ -94,11 +94,9 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, path: str) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
-        explicit: set[Any] = set()
         for key, value_node in self._pairs(node, path):
-            if key in explicit:
+            if key in out:  # written twice in this mapping (merged keys never repeat one: _pairs drops them)
                 self.issues.append(self.doc.issue(join(path, str(key)), "duplicate key"))
-            explicit.add(key)
             out[key] = self.build(value_node, join(path, str(key)))
         return out
 

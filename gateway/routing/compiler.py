@@ -257,9 +257,9 @@ def compile_config(
     globalcors = None
     if "globalcors" in data:
         globalcors = validate_model(GlobalCors, data["globalcors"] or {}, c.key("globalcors"), c.fail)
+    warnings = [*doc.warnings, *_placeholders(c)]
     if c.issues:
         raise ConfigError(c.issues)
-    warnings = [*doc.warnings, *_placeholder_warnings(doc, c.base)]
     table = RouteTable([r for r in routes if r is not None], version, _global_cors(globalcors), c.weights)
     config = GatewayConfig(
         source=doc.source,
@@ -293,17 +293,22 @@ def _check_generated_ids(c: _Compiler, entries: list[_Entry | None], explicit: s
             first[route_id] = i
 
 
-def _placeholder_warnings(doc: Document, base: str) -> list[ConfigIssue]:
-    """A warning for each `${...}` placeholder in what the gateway reads: it stays text here."""
-    return [
-        doc.issue(
-            path,
-            f"{text} is left as text: Spring would resolve this property placeholder; Sluicegate substitutes only "
-            "${env:NAME}",
-        )
-        for path, text in doc.placeholders.items()
-        if not base or path == base or path.startswith((base + ".", base + "["))
-    ]
+def _placeholders(c: _Compiler) -> list[ConfigIssue]:
+    """Warnings for the `${...}` placeholders in what the gateway reads (they stay text); an error for one in an
+    upstream instance URL, which, like a route URI, could never be reached. Route URIs are checked in `_target`."""
+    base, warnings = c.base, []
+    for path, text in c.doc.placeholders.items():
+        if base and not (path == base or path.startswith((base + ".", base + "["))):
+            continue  # the rest of an application.yml is not read
+        if _INSTANCE_URL.search(path):
+            c.fail(path, f"{text} is a Spring property placeholder, which Sluicegate does not resolve: write the URL")
+            continue
+        message = f"{text} is left as text: Spring would resolve this property placeholder; Sluicegate substitutes"
+        warnings.append(c.doc.issue(path, message + " only ${env:NAME}"))
+    return warnings
+
+
+_INSTANCE_URL = re.compile(r"(^|\.)upstreams\..+\.instances\[\d+\]\.url$")
 
 
 #: Where SCG keeps its routes in a Spring application.yml (the second form is the 4.3+ property prefix).
