@@ -12,6 +12,7 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.config.definitions import GatewayConfig
+from gateway.config.redact import redacted_routes
 from gateway.config.source import load_yaml
 from gateway.errors import ConfigError, ConfigIssue
 from gateway.registry import load_registry
@@ -358,3 +359,19 @@ def test_a_placeholder_in_an_upstream_instance_url_is_refused() -> None:
     text += "  routes: [{id: r, uri: 'lb://orders'}]\n"
     issues = refused(text)
     assert [(i.path, i.line) for i in issues] == [("spring.cloud.gateway.upstreams.orders.instances[0].url", 4)]
+
+
+@pytest.mark.parametrize("prefix", ["routes:\n", "spring.cloud.gateway.server.webflux.routes:\n"])
+def test_secrets_stay_redacted_after_a_disabled_route_and_in_the_text_form(prefix: str) -> None:
+    text = prefix + "  - {id: off, enabled: false, uri: 'http://127.0.0.1:9'}\n"
+    text += "  - {id: a, uri: 'http://127.0.0.1:9', filters: ['AddRequestHeader=X-Key, ${env:SECRET}']}\n"
+    text += "  - t=http://127.0.0.1:9, Path=/${env:SECRET}/**\n"
+    doc, issues = load_yaml(text, "routes.yaml", {"SECRET": "s3cret-value"})
+    assert not issues
+    gateway = Gateway()
+    from gateway.routing.compiler import compile_config
+
+    config, _ = compile_config(doc, gateway.registry, gateway.settings, gateway.dispatcher.terminal)
+    assert [r.id for r in config.routes] == ["a", "t"]
+    shown = str(redacted_routes(config))
+    assert "s3cret" not in shown, shown

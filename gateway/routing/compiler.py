@@ -266,12 +266,40 @@ def compile_config(
         routes=tuple(e.definition for e in entries if e is not None),
         default_filters=tuple(d for d, _ in defaults or []),
         demo_upstream=demo,
-        secret_paths=frozenset(doc.secret_paths),
+        secret_paths=_secrets_by_position(doc.secret_paths, c.key("routes"), raw_routes, entries),
         upstreams=upstreams,
         warnings=tuple(warnings),
         notes=tuple(doc.notes),
     )
     return config, table
+
+
+def _secrets_by_position(
+    secrets: set[str], routes: str, raw: list[Any], entries: list[_Entry | None]
+) -> frozenset[str]:
+    """The env-sourced paths, with each route's index rewritten to its position in `GatewayConfig.routes`.
+
+    Redaction finds a route's secrets by its position; a disabled route is not in the config, so the routes after
+    it move up. A route in SCG's text form is one string: a secret anywhere in it marks its uri and predicates.
+    """
+    # SECURITY: without this, the secrets of the route after a disabled one would be shown in the admin view
+    position = {i: k for k, i in enumerate(i for i, e in enumerate(entries) if e is not None)}
+    out: set[str] = set()
+    for path in secrets:
+        match = re.match(re.escape(routes) + r"\[(\d+)\]", path)
+        if match is None:
+            out.add(path)
+            continue
+        index = int(match.group(1))
+        if index not in position:
+            continue  # a skipped route: not shown anywhere
+        moved = join(routes, position[index])
+        out.add(moved + path[match.end() :])
+        entry = entries[index]
+        if isinstance(raw[index], str) and entry is not None:
+            out.add(join(moved, "uri"))
+            out.update(join(join(moved, "predicates"), j) for j in range(len(entry.definition.predicates)))
+    return frozenset(out)
 
 
 def _check_generated_ids(c: _Compiler, entries: list[_Entry | None], explicit: set[str]) -> None:
