@@ -85,6 +85,15 @@ def test_one_setting_written_twice_in_two_spellings_is_an_error() -> None:
     assert "twice" in issues[0].message
 
 
+def test_a_dotted_key_in_a_route_reaches_into_free_form_maps_as_spring_binds_it() -> None:
+    text = "spring.cloud.gateway.routes:\n  - id: r\n    uri: http://127.0.0.1:9\n"
+    text += "    metadata.response-timeout: 200\n    metadata.team.name: payments\n"
+    text += "    predicates: [{name: Path, args.patterns.0: /a/**}]\n"
+    route = load(text).routes[0]
+    assert route.metadata == {"response-timeout": 200, "team.name": "payments"}
+    assert route.predicates[0].args["patterns"] == ["/a/**"]
+
+
 def test_a_routes_yaml_key_next_to_the_spring_block_is_an_error_not_ignored() -> None:
     text = "spring.application.name: edge\nroutes: [{id: r, uri: 'http://h'}]\nspring.cloud.gateway.routes: []\n"
     issues = refused(text)

@@ -78,7 +78,8 @@ def _expand(value: Any, path: str, zone: str | None, doc: Document, issues: list
     for key, item in value.items():
         if isinstance(key, str) and zone != _NAMES:
             first, rest = _split_first(key)
-            if rest is not None and _child(zone, first) is not None:
+            # inside the block every key splits (`metadata.response-timeout`); above it, only the way to the block
+            if rest is not None and (zone == _BLOCK or _child(zone, first) is not None):
                 line = doc.lines.get(join(path, key))
                 if line is not None:
                     doc.lines.setdefault(join(path, first), line)
