@@ -1,4 +1,5 @@
-"""Spring Boot's way of reading YAML, where it changes what a file says: dotted keys and `---` documents.
+"""Spring Boot's way of reading YAML, where it changes what a file says: dotted keys and `---` documents; and where
+in a file the gateway's configuration is.
 
 Spring Boot binds `spring.cloud.gateway.routes:` exactly as the nested keys `spring: cloud: gateway: routes:`, and
 any mix of the two (`spring: cloud: gateway.server.webflux:`). Here both spellings become nested mappings. The
@@ -18,13 +19,18 @@ condition in order and skips the others with a warning naming them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gateway.config.source import Document, join
-from gateway.errors import ConfigIssue
+from gateway.errors import ConfigError, ConfigIssue
 
-#: the top-level keys of a routes.yaml (the compiler's TOP_LEVEL): their content is gateway configuration
-GATEWAY_KEYS = frozenset({"routes", "default-filters", "globalcors", "upstreams", "demo-upstream"})
+#: the top-level keys of a routes.yaml; in an application.yml the same keys but demo-upstream, in SCG's block
+TOP_LEVEL = ("routes", "default-filters", "globalcors", "upstreams", "demo-upstream")
+SPRING_READ = TOP_LEVEL[:4]
+GATEWAY_KEYS = frozenset(TOP_LEVEL)
+#: Where SCG keeps its routes in a Spring application.yml (the first form is the 4.3+ property prefix).
+SPRING_BLOCKS = (("spring", "cloud", "gateway", "server", "webflux"), ("spring", "cloud", "gateway"))
 _FREE_FORM = frozenset({"args", "metadata", "cors-configurations"})  # keys are data: neither split nor descended
 _NAMED = frozenset({"upstreams", "zones"})  # keys are names (may hold dots); their values are configuration
 
@@ -177,3 +183,61 @@ def _overlay_value(base: Any, over: Any, path: str, replaced: list[str]) -> Any:
 
 def _under(path: str, root: str) -> bool:
     return not root or path == root or path.startswith((root + ".", root + "["))
+
+
+# -- where the gateway's configuration is ------------------------------------------------------------------------
+
+
+def gateway_block(doc: Document, data: Any, fail: Callable[[str, str], None]) -> tuple[dict[str, Any], str]:
+    """(the mapping that holds routes, its YAML path): the file itself, or SCG's block in an application.yml.
+
+    With the 4.3+ prefix (`spring.cloud.gateway.server.webflux`) present, that block is the one read, and any
+    other key left at `spring.cloud.gateway` is an error rather than silently dropped. Raises ConfigError when
+    there is nothing to read.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError([doc.issue("", "the routes file must be a mapping with a 'routes' list")])
+    if "spring" not in data:
+        return data, ""
+    for key in set(data) & GATEWAY_KEYS:  # a routes.yaml key next to `spring:` would be silently ignored
+        fail(str(key), f"in a Spring application.yml, {key} goes inside the spring.cloud.gateway block")
+    outer = _descend(data, SPRING_BLOCKS[1])
+    if outer is None:
+        message = "a Spring application.yml needs a spring.cloud.gateway block"
+        if doc.warnings:
+            message += " (profile-specific documents are not read: " + "; ".join(w.message for w in doc.warnings)
+            message += ")"
+        raise ConfigError([doc.issue("spring", message)])
+    inner = _descend(data, SPRING_BLOCKS[0])
+    if inner is None:
+        return outer, ".".join(SPRING_BLOCKS[1])
+    outer_path = ".".join(SPRING_BLOCKS[1])
+    for key in set(outer) - {"server"}:
+        fail(join(outer_path, str(key)), "this file uses the server.webflux prefix; move this key there")
+    return inner, ".".join(SPRING_BLOCKS[0])
+
+
+def _descend(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
+    block: Any = data
+    for key in keys:
+        block = block.get(key) if isinstance(block, dict) else None
+    return block if isinstance(block, dict) else None
+
+
+#: what to do instead, for SCG settings people often carry over (the rest: docs/scg-migration.md)
+_SPRING_HINTS = {
+    "discovery": "write one route per service with uri: lb://NAME and its instances under upstreams:",
+    "set-status": "SetStatus does not keep the original status in a header; drop the setting, or SetStatus where "
+    "clients need the upstream's status",
+}
+
+
+def unknown_key(key: str, base: str) -> str:
+    """The error for a key of the gateway block (`base`, "" in a routes.yaml) that Sluicegate does not read."""
+    if base:
+        hint = _SPRING_HINTS.get(key, "see docs/scg-migration.md for its counterpart")
+        return (
+            f"Sluicegate reads only {', '.join(SPRING_READ)} from SCG's block; {key!r} is a Spring setting with "
+            f"no effect here ({hint})"
+        )
+    return f"unknown top-level key; expected one of {', '.join(TOP_LEVEL)}"

@@ -12,6 +12,7 @@ from typing import Any
 from gateway.config.components import Spec, origin_note, parse_component, validate_model
 from gateway.config.definitions import ComponentDef, DemoUpstream, GatewayConfig, RouteDefinition
 from gateway.config.source import Document, join, load_yaml
+from gateway.config.spring import TOP_LEVEL, gateway_block, unknown_key
 from gateway.cors import CorsPolicy, CorsTable, GlobalCors
 from gateway.errors import ConfigError, ConfigIssue
 from gateway.exchange import Filter, MatchHints, Next, Predicate, UpstreamRef
@@ -26,10 +27,7 @@ from gateway.routing.weights import WeightGroups
 from gateway.settings import Settings
 from gateway.spec import BuildContext
 
-TOP_LEVEL = ("routes", "default-filters", "globalcors", "upstreams", "demo-upstream")
 ROUTE_KEYS = ("id", "uri", "predicates", "filters", "order", "metadata", "enabled")
-#: what Sluicegate reads from SCG's block in an application.yml
-SPRING_READ = ("routes", "default-filters", "globalcors", "upstreams")
 #: a Spring property placeholder (`${test.uri}`, `${HOST:localhost}`); our `${env:NAME}` is substituted before this
 PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 Components = list[tuple[ComponentDef, Any]]
@@ -235,9 +233,9 @@ def compile_config(
 ) -> tuple[GatewayConfig, RouteTable]:
     """Validate and build every route of `doc`. Raises ConfigError listing every problem; nothing half-built."""
     c = _Compiler(doc, registry, settings, terminal)
-    data = _gateway_block(c, doc.data if doc.data is not None else {})
+    data, c.base = gateway_block(doc, doc.data if doc.data is not None else {}, c.fail)
     for key in set(data) - set(TOP_LEVEL):
-        c.fail(c.key(str(key)), _unknown_key(str(key), c.base))
+        c.fail(c.key(str(key)), unknown_key(str(key), c.base))
     defaults = c.components(data.get("default-filters"), c.key("default-filters"), registry.filters, "filter")
     demo = None
     if "demo-upstream" in data:
@@ -337,66 +335,6 @@ def _placeholders(c: _Compiler) -> list[ConfigIssue]:
 
 
 _INSTANCE_URL = re.compile(r"(^|\.)upstreams\..+\.instances\[\d+\]\.url$")
-
-
-#: Where SCG keeps its routes in a Spring application.yml (the second form is the 4.3+ property prefix).
-SPRING_BLOCKS = (("spring", "cloud", "gateway", "server", "webflux"), ("spring", "cloud", "gateway"))
-
-
-def _gateway_block(c: _Compiler, data: Any) -> dict[str, Any]:
-    """The mapping that holds routes: the file itself, or SCG's block inside a Spring application.yml.
-
-    With the 4.3+ prefix (`spring.cloud.gateway.server.webflux`) present, that block is the one read, and any
-    other key left at `spring.cloud.gateway` is an error rather than silently dropped.
-    """
-    if not isinstance(data, dict):
-        raise ConfigError([c.doc.issue("", "the routes file must be a mapping with a 'routes' list")])
-    if "spring" not in data:
-        return data
-    for key in set(data) & set(TOP_LEVEL):  # a routes.yaml key next to `spring:` would be silently ignored
-        c.fail(str(key), f"in a Spring application.yml, {key} goes inside the spring.cloud.gateway block")
-    outer = _descend(data, SPRING_BLOCKS[1])
-    if outer is None:
-        message = "a Spring application.yml needs a spring.cloud.gateway block"
-        if c.doc.warnings:
-            message += " (profile-specific documents are not read: " + "; ".join(w.message for w in c.doc.warnings)
-            message += ")"
-        raise ConfigError([c.doc.issue("spring", message)])
-    inner = _descend(data, SPRING_BLOCKS[0])
-    if inner is None:
-        c.base = ".".join(SPRING_BLOCKS[1])
-        return outer
-    c.base = ".".join(SPRING_BLOCKS[0])
-    for key in set(outer) - {"server"}:
-        c.fail(
-            join(".".join(SPRING_BLOCKS[1]), str(key)), "this file uses the server.webflux prefix; move this key there"
-        )
-    return inner
-
-
-def _descend(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
-    block: Any = data
-    for key in keys:
-        block = block.get(key) if isinstance(block, dict) else None
-    return block if isinstance(block, dict) else None
-
-
-#: what to do instead, for SCG settings people often carry over (the rest: docs/scg-migration.md)
-_SPRING_HINTS = {
-    "discovery": "write one route per service with uri: lb://NAME and its instances under upstreams:",
-    "set-status": "SetStatus does not keep the original status in a header; drop the setting, or SetStatus where "
-    "clients need the upstream's status",
-}
-
-
-def _unknown_key(key: str, base: str) -> str:
-    if base:
-        hint = _SPRING_HINTS.get(key, "see docs/scg-migration.md for its counterpart")
-        return (
-            f"Sluicegate reads only {', '.join(SPRING_READ)} from SCG's block; {key!r} is a Spring setting with "
-            f"no effect here ({hint})"
-        )
-    return f"unknown top-level key; expected one of {', '.join(TOP_LEVEL)}"
 
 
 def _global_cors(globalcors: GlobalCors | None) -> CorsTable | None:
