@@ -193,6 +193,15 @@ def test_yaml_merge_keys_are_read_and_explicit_keys_win() -> None:
     assert doc.data["routes"][1]["filters"] == ["StripPrefix=1"]
 
 
+def test_merge_keys_in_a_routes_yaml_with_anchors_under_an_x_key() -> None:
+    config = load(MERGE, "routes.yaml")
+    assert [(r.id, r.uri, len(r.filters)) for r in config.routes] == [
+        ("a", "http://127.0.0.1:9", 1),
+        ("b", "http://127.0.0.1:10", 1),
+    ]
+    assert "unknown top-level key" in config_issues(MERGE.replace("x-base", "base"))[0][1]
+
+
 MERGE_SPRING = """\
 x-base: &base
   uri: http://127.0.0.1:9

@@ -235,6 +235,8 @@ def compile_config(
     c = _Compiler(doc, registry, settings, terminal)
     data, c.base = gateway_block(doc, doc.data if doc.data is not None else {}, c.fail)
     for key in set(data) - set(TOP_LEVEL):
+        if not c.base and str(key).startswith("x-"):
+            continue  # Compose's convention: a place for YAML anchors (`x-defaults: &defaults`), not read
         c.fail(c.key(str(key)), unknown_key(str(key), c.base))
     defaults = c.components(data.get("default-filters"), c.key("default-filters"), registry.filters, "filter")
     demo = None
