@@ -94,6 +94,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _validate(args: argparse.Namespace) -> int:
     gateway = Gateway(_settings(args))
     config = gateway.load_file(args.file)
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for note in config.notes:
+        print(f"{args.file}: {note}")
     print(f"{args.file}: OK, {len(config.routes)} routes")
     return 0
 

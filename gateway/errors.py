@@ -168,10 +168,14 @@ class ConfigIssue:
     path: str  # YAML path such as routes[3].filters[1].args.parts
     message: str
     line: int | None = None  # 1-based line in `source` when known
+    column: int | None = None  # 1-based column, when known (YAML syntax errors)
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
-        return f"{where}: {self.path or '<root>'}: {self.message}"
+        if self.line and self.column:
+            where += f":{self.column}"
+        # a problem with the file as a whole (syntax, not a mapping) has no YAML path worth printing
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
 class ConfigError(Exception):

@@ -77,6 +77,10 @@ def compile_snapshot(path: Path, registry: Registry, settings: Settings, version
     if issues:
         raise ConfigError(issues)
     config, _ = compile_config(doc, registry, settings, _no_terminal, version)
+    for note in config.notes:  # here, once per load, not in every worker
+        log.info("%s: %s", path, note)
+    for warning in config.warnings:
+        log.warning("%s", warning)
     return Snapshot(version, text, str(path), config)
 
 

@@ -45,3 +45,27 @@ def test_every_builtin_is_in_the_tables() -> None:
     for name, origin in registry.origins.items():
         if origin == "sluicegate":
             assert re.search(rf"\b{name}\b", tables), f"{name} is missing from docs/scg-migration.md"
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "| duplicate route ids | refused on purpose |",
+        "A URI with a path is refused on purpose",
+        "| `discovery.locator.*` (routes from the discovery client) | not supported, refused |",
+        "| `set-status.original-status-header-name` | not supported, refused |",
+        "`upstreams:` goes inside the gateway block, next to `routes:`",
+        "| route `id` left out | generated, stable |",
+        "| `---` documents, `spring.config.activate.on-profile` | no profiles |",
+    ],
+)
+def test_the_table_says_what_is_refused_on_purpose_and_what_to_do_instead(row: str) -> None:
+    assert row in DOC.split("## Regular expressions")[0]
+
+
+def test_upstreams_go_where_the_doc_says_in_an_application_yml() -> None:
+    text = (
+        "spring:\n  cloud:\n    gateway:\n      upstreams:\n        orders:\n"
+        "          instances: [{url: 'http://127.0.0.1:9'}]\n      routes: [{id: r, uri: 'lb://orders'}]\n"
+    )
+    assert list(Gateway().load_text(text, "application.yml").upstreams) == ["orders"]

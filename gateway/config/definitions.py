@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.errors import ConfigIssue
 from gateway.lb.config import PoolConfig
 
 
@@ -92,3 +93,7 @@ class GatewayConfig:
     env_values: frozenset[str] = frozenset()
     #: `upstreams:`: pool name -> validated pool config (gateway/lb/config.py)
     upstreams: Mapping[str, PoolConfig] = field(default_factory=dict)
+    #: what does not refuse the file but should be read: skipped profile documents, `${...}` left as text
+    warnings: tuple[ConfigIssue, ...] = ()
+    #: how the file was read (which `---` documents), for `sluicegate validate` and the log
+    notes: tuple[str, ...] = ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -11,6 +12,7 @@ from typing import Any
 from gateway.config.components import Spec, origin_note, parse_component, validate_model
 from gateway.config.definitions import ComponentDef, DemoUpstream, GatewayConfig, RouteDefinition
 from gateway.config.source import Document, join, load_yaml
+from gateway.config.spring import TOP_LEVEL, gateway_block, unknown_key
 from gateway.cors import CorsPolicy, CorsTable, GlobalCors
 from gateway.errors import ConfigError, ConfigIssue
 from gateway.exchange import Filter, MatchHints, Next, Predicate, UpstreamRef
@@ -19,13 +21,15 @@ from gateway.registry import Registry
 from gateway.routing.chain import compose
 from gateway.routing.pathpattern import compile_path_pattern
 from gateway.routing.route import Route, RouteOptions, UpstreamTimeouts, parse_route_uri
+from gateway.routing.scg_rules import generated_id, parse_route_text, route_enabled
 from gateway.routing.table import RouteTable
 from gateway.routing.weights import WeightGroups
 from gateway.settings import Settings
 from gateway.spec import BuildContext
 
-TOP_LEVEL = ("routes", "default-filters", "globalcors", "upstreams", "demo-upstream")
-ROUTE_KEYS = ("id", "uri", "predicates", "filters", "order", "metadata")
+ROUTE_KEYS = ("id", "uri", "predicates", "filters", "order", "metadata", "enabled")
+#: a Spring property placeholder (`${test.uri}`, `${HOST:localhost}`); our `${env:NAME}` is substituted before this
+PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 Components = list[tuple[ComponentDef, Any]]
 
 
@@ -38,6 +42,7 @@ class _Entry:
     filters: Components
     options: RouteOptions
     target: UpstreamRef
+    generated: bool = False  # the id was derived from the route's content (it was written without one)
 
 
 class _Compiler:
@@ -69,9 +74,22 @@ class _Compiler:
 
     # -- definitions: every check runs, so one pass reports every problem -------------------------------------
     def entry(self, item: Any, path: str, seen: set[str]) -> _Entry | None:
+        """A route's definition checked; None when it is invalid (reported) or disabled (`enabled: false`)."""
+        if isinstance(item, str):  # SCG's text form: `id=uri, Predicate=value`
+            try:
+                item = parse_route_text(item)
+            except ValueError as exc:
+                self.fail(path, str(exc))
+                return None
         if not isinstance(item, dict):
-            self.fail(path, "a route must be a mapping with id and uri")
+            self.fail(path, "a route must be a mapping with a uri, or SCG's text form id=uri, Predicate=value")
             return None
+        enabled = route_enabled(item.get("enabled"))
+        if enabled is None:
+            self.fail(join(path, "enabled"), "enabled must be true or false")
+            return None
+        if not enabled:
+            return None  # as SCG: a disabled route is not read at all
         for key in set(item) - set(ROUTE_KEYS):
             self.fail(join(path, str(key)), f"unknown route key; expected one of {', '.join(ROUTE_KEYS)}")
         ok = self._scalars(item, path, seen)
@@ -82,19 +100,31 @@ class _Compiler:
         filts = self.components(item.get("filters"), join(path, "filters"), self.registry.filters, "filter")
         if not ok or options is None or target is None or preds is None or filts is None:
             return None
+        route_id = item.get("id")
+        generated = route_id is None
+        if route_id is None:
+            route_id = generated_id(item["uri"], [d for d, _ in preds])
         definition = RouteDefinition(
-            id=item["id"],
+            id=route_id,
             uri=item["uri"],
             predicates=tuple(d for d, _ in preds),
             filters=tuple(d for d, _ in filts),
             order=item.get("order", 0),
             metadata=dict(metadata),
         )
-        return _Entry(definition, preds, filts, options, target)
+        return _Entry(definition, preds, filts, options, target, generated)
 
     def _target(self, uri: Any, options: RouteOptions, path: str) -> UpstreamRef | None:
         if not isinstance(uri, str):
             return None  # reported by _scalars
+        placeholder = PLACEHOLDER.search(uri)
+        if placeholder is not None:
+            self.fail(
+                path,
+                f"{placeholder.group(0)} is a Spring property placeholder, which Sluicegate does not resolve (every "
+                "request would fail): write the address, or ${env:NAME} to take it from the environment",
+            )
+            return None
         try:
             ref = parse_route_uri(uri, options)
         except ValueError as exc:
@@ -108,8 +138,10 @@ class _Compiler:
     def _scalars(self, item: dict[str, Any], path: str, seen: set[str]) -> bool:
         ok = True
         route_id = item.get("id")
-        if not isinstance(route_id, str) or not route_id.strip():
-            self.fail(join(path, "id"), "id is required and must be a non-empty string")
+        if route_id is None:
+            pass  # an id is generated from the route's content (scg_rules.generated_id)
+        elif not isinstance(route_id, str) or not route_id.strip():
+            self.fail(join(path, "id"), "id must be a non-empty string (or left out to have one generated)")
             ok = False
         elif route_id in seen:
             self.fail(join(path, "id"), f"duplicate route id {route_id!r}")
@@ -201,9 +233,11 @@ def compile_config(
 ) -> tuple[GatewayConfig, RouteTable]:
     """Validate and build every route of `doc`. Raises ConfigError listing every problem; nothing half-built."""
     c = _Compiler(doc, registry, settings, terminal)
-    data = _gateway_block(c, doc.data if doc.data is not None else {})
+    data, c.base = gateway_block(doc, doc.data if doc.data is not None else {}, c.fail)
     for key in set(data) - set(TOP_LEVEL):
-        c.fail(c.key(str(key)), _unknown_key(str(key), c.base))
+        if not c.base and str(key).startswith("x-"):
+            continue  # Compose's convention: a place for YAML anchors (`x-defaults: &defaults`), not read
+        c.fail(c.key(str(key)), unknown_key(str(key), c.base))
     defaults = c.components(data.get("default-filters"), c.key("default-filters"), registry.filters, "filter")
     demo = None
     if "demo-upstream" in data:
@@ -217,11 +251,13 @@ def compile_config(
         raw_routes = []
     seen: set[str] = set()
     entries = [c.entry(item, join(c.key("routes"), i), seen) for i, item in enumerate(raw_routes)]
+    _check_generated_ids(c, entries, seen)
     # Built even when the default filters are invalid, so a plugin's build errors are reported in the same pass.
     routes = [c.route(i, e, defaults or []) for i, e in enumerate(entries) if e is not None]
     globalcors = None
     if "globalcors" in data:
         globalcors = validate_model(GlobalCors, data["globalcors"] or {}, c.key("globalcors"), c.fail)
+    warnings = [*doc.warnings, *_placeholders(c)]
     if c.issues:
         raise ConfigError(c.issues)
     table = RouteTable([r for r in routes if r is not None], version, _global_cors(globalcors), c.weights)
@@ -232,53 +268,47 @@ def compile_config(
         demo_upstream=demo,
         env_values=frozenset(doc.env_values),
         upstreams=upstreams,
+        warnings=tuple(warnings),
+        notes=tuple(doc.notes),
     )
     return config, table
 
 
-#: Where SCG keeps its routes in a Spring application.yml (the second form is the 4.3+ property prefix).
-SPRING_BLOCKS = (("spring", "cloud", "gateway", "server", "webflux"), ("spring", "cloud", "gateway"))
+def _check_generated_ids(c: _Compiler, entries: list[_Entry | None], explicit: set[str]) -> None:
+    """A generated id must not be another route's explicit id, nor another generated one: both are reported."""
+    first: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if entry is None or not entry.generated:
+            continue
+        route_id, where = entry.definition.id, join(c.key("routes"), i)
+        if route_id in explicit:
+            c.fail(where, f"the id generated for this route, {route_id!r}, is another route's id; give this one an id")
+        elif route_id in first:
+            c.fail(
+                where,
+                f"this route has the uri and predicates of routes[{first[route_id]}], so both would get the id "
+                f"{route_id!r}; give one of them an id",
+            )
+        else:
+            first[route_id] = i
 
 
-def _gateway_block(c: _Compiler, data: Any) -> dict[str, Any]:
-    """The mapping that holds routes: the file itself, or SCG's block inside a Spring application.yml.
-
-    With the 4.3+ prefix (`spring.cloud.gateway.server.webflux`) present, that block is the one read, and any
-    other key left at `spring.cloud.gateway` is an error rather than silently dropped.
-    """
-    if not isinstance(data, dict):
-        raise ConfigError([c.doc.issue("", "the routes file must be a mapping with a 'routes' list")])
-    if "spring" not in data:
-        return data
-    outer = _descend(data, SPRING_BLOCKS[1])
-    if outer is None:
-        raise ConfigError([c.doc.issue("spring", "a Spring application.yml needs a spring.cloud.gateway block")])
-    inner = _descend(data, SPRING_BLOCKS[0])
-    if inner is None:
-        c.base = ".".join(SPRING_BLOCKS[1])
-        return outer
-    c.base = ".".join(SPRING_BLOCKS[0])
-    for key in set(outer) - {"server"}:
-        c.fail(
-            join(".".join(SPRING_BLOCKS[1]), str(key)), "this file uses the server.webflux prefix; move this key there"
-        )
-    return inner
+def _placeholders(c: _Compiler) -> list[ConfigIssue]:
+    """Warnings for the `${...}` placeholders in what the gateway reads (they stay text); an error for one in an
+    upstream instance URL, which, like a route URI, could never be reached. Route URIs are checked in `_target`."""
+    base, warnings = c.base, []
+    for path, text in c.doc.placeholders.items():
+        if base and not (path == base or path.startswith((base + ".", base + "["))):
+            continue  # the rest of an application.yml is not read
+        if _INSTANCE_URL.search(path):
+            c.fail(path, f"{text} is a Spring property placeholder, which Sluicegate does not resolve: write the URL")
+            continue
+        message = f"{text} is left as text: Spring would resolve this property placeholder; Sluicegate substitutes"
+        warnings.append(c.doc.issue(path, message + " only ${env:NAME}"))
+    return warnings
 
 
-def _descend(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
-    block: Any = data
-    for key in keys:
-        block = block.get(key) if isinstance(block, dict) else None
-    return block if isinstance(block, dict) else None
-
-
-def _unknown_key(key: str, base: str) -> str:
-    if base:
-        return (
-            f"Sluicegate reads only {', '.join(TOP_LEVEL[:3])} from SCG's block; {key!r} is a Spring setting with "
-            "no effect here (see docs/scg-migration.md for its counterpart)"
-        )
-    return f"unknown top-level key; expected one of {', '.join(TOP_LEVEL)}"
+_INSTANCE_URL = re.compile(r"(^|\.)upstreams\..+\.instances\[\d+\]\.url$")
 
 
 def _global_cors(globalcors: GlobalCors | None) -> CorsTable | None:

@@ -133,9 +133,13 @@ def parse_route_uri(uri: str, options: RouteOptions) -> UpstreamRef:
 
 
 def _pool_ref(uri: str, scheme: str, name: str, path: str, extra: str) -> UpstreamRef:
-    """`lb://name`: the pool is looked up per attempt by the resolver; the compiler checks that it exists."""
+    """`lb://name[:port]`: the pool is looked up per attempt by the resolver; the compiler checks that it exists."""
     if scheme != "lb":  # lb:ws://name and the like
         raise ValueError("only lb://name is supported (SCG's lb:ws:// is not): pools serve http and https")
+    name, colon, port = name.partition(":")
+    if colon and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"invalid port {port!r} in lb://{name}:{port}")
+    # As SCG: a port after the service name is ignored; the instances under upstreams: carry their ports.
     if not POOL_NAME.fullmatch(name):
         raise ValueError("lb:// needs a pool name: lb://payments, with the pool under upstreams:")
     if path not in ("", "/") or extra:
