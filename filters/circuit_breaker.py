@@ -27,7 +27,7 @@ from gateway.exchange import Exchange, Next, Response, UpstreamRef
 from gateway.headers import Headers
 from gateway.resilience.breaker import BREAKERS, EXECUTION_EXCEPTION, Breaker, BreakerConfig, FailureStatus
 from gateway.resilience.duration import parse_duration
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, header_value, spring_enum
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, comma_items, header_value, spring_enum
 from gateway.template import Template
 
 #: Spring HttpStatus names that Python's http.HTTPStatus spells differently.
@@ -118,7 +118,7 @@ class CircuitBreakerConfig(ComponentConfig):
     @field_validator("status_codes", mode="before")
     @classmethod
     def _statuses(cls, value: object) -> object:
-        items = value.split(",") if isinstance(value, str) else value
+        items = comma_items(value)  # `500`, `500,502`, `BAD_GATEWAY` or a list of them
         return [parse_status(v) for v in items] if isinstance(items, list) else items
 
     @field_validator("status_codes")
