@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from gateway.app import Gateway
 from gateway.config.components import parse_component
 from gateway.config.definitions import ComponentDef
+from gateway.config.redact import redacted_routes
 from gateway.docs import render_catalogue
 from gateway.errors import ConfigError, ConfigIssue
 from gateway.registry import load_registry
@@ -205,6 +206,14 @@ def test_args_are_normalised_and_round_trip() -> None:
     assert again == definition and config_again == config
     implied, _ = parsed("{name: Retry, args: {backoff: {maxBackoff: 1s}}}")  # SCG's firstBackoff default: 5ms
     assert dict(implied.args) == {"maxBackoff": "1s", "firstBackoff": "5ms"}
+
+
+def test_a_credential_written_with_relaxed_names_is_still_redacted() -> None:
+    """Redaction looks for canonical names (`name`, `value`); normalized args keep that true for any spelling."""
+    filters = "[{name: AddRequestHeader, args: {NAME: Authorization, Value: Bearer s3cret}}]"
+    config = Gateway().load_text(config_only_route(filters=filters), "routes.yaml")
+    shown = redacted_routes(config)["routes"][0]["filters"][0]
+    assert shown == {"name": "AddRequestHeader", "args": {"name": "Authorization", "value": "<redacted>"}}
 
 
 def test_other_config_blocks_are_untouched_by_argument_folding() -> None:
