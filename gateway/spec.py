@@ -91,7 +91,8 @@ class ComponentConfig(BaseModel):
     def _relaxed_names(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        bound = bind(cls, data, "argument")
+        # Unknown keys stay, so that validation reports each at its own location (with a did-you-mean).
+        bound = bind(cls, data, keep_unknown=True)
         if bound.problems:
             raise ValueError("; ".join(message for _, message in bound.problems))
         return bound.data

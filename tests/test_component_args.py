@@ -326,6 +326,18 @@ def test_an_unknown_key_elsewhere_reads_as_ours() -> None:
     assert found == [("demo-upstream.listn", "unknown key 'listn'; did you mean 'listen'?")]
 
 
+def test_an_unknown_key_in_global_cors_is_reported_where_written_with_a_hint() -> None:
+    text = "globalcors:\n  cors-configurations:\n    '[/**]':\n      allowedOrign: [https://a.org]\nroutes: []\n"
+    issues = load_issues(text)
+    assert [(i.path, i.line, i.message) for i in issues] == [
+        (
+            "globalcors.cors-configurations.[/**].allowedOrign",
+            4,
+            "unknown key 'allowedOrign'; did you mean 'allowedOrigins'?",
+        )
+    ]
+
+
 def test_filters_text_catalogue_has_no_markdown_escapes() -> None:
     text = render_catalogue(REGISTRY, "text")
     assert "\\|" not in text

@@ -12,6 +12,7 @@ reported at the key the user wrote (and so at its line).
 from __future__ import annotations
 
 import difflib
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -103,11 +104,12 @@ def _validation_names(info: FieldInfo) -> list[str]:
     return [info.alias] if info.alias else []
 
 
-def bind(model: type[BaseModel], data: Mapping[Any, Any], noun: str = "key") -> Bound:
+def bind(model: type[BaseModel], data: Mapping[Any, Any], noun: str = "key", keep_unknown: bool = False) -> Bound:
     """`data` with every key under its canonical name (see the module docstring); nothing is validated here.
 
     Problems (unknown, ambiguous or repeated names, a block that is not a mapping) are returned, never raised;
-    their keys are left out of `data`. `noun` names a key in messages ("argument" for a filter's args).
+    their keys are left out of `data`. `noun` names a key in messages ("argument" for a filter's args). With
+    `keep_unknown`, an unknown key stays as written instead, for validation to report at its own location.
     """
     names = _names(model)
     out = Bound()
@@ -117,16 +119,17 @@ def bind(model: type[BaseModel], data: Mapping[Any, Any], noun: str = "key") -> 
         text = str(key)
         canonical, problem = _resolve(names, text, noun)
         if canonical is not None:
-            _put(model, out, given, canonical, value, (key,), noun)
+            _put(model, out, given, canonical, value, (key,), (noun, keep_unknown))
             continue
         block = _block(names, text)
         if block is not None:
             blocks_seen.append(block)
-            _bind_block(model, block, out, given, (text, key, value), noun)
+            _bind_block(model, block, out, given, (text, key, value), (noun, keep_unknown))
         elif problem is not None:
             out.problems.append(((key,), problem))
-        elif not names.forbid:
+        elif keep_unknown or not names.forbid:
             out.data[text] = value
+            out.written[(text,)] = (key,)
         else:
             out.problems.append(((key,), _unknown(model, names, text, noun)))
     for block in blocks_seen:
@@ -187,34 +190,63 @@ def _model_of(names: _Names, key: str) -> type[BaseModel] | None:
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:
     """The model a field holds directly (`Model` or `Model | None`), if any."""
-    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] if union else [annotation]
     if len(kinds) == 1 and isinstance(kinds[0], type) and issubclass(kinds[0], BaseModel):
         return kinds[0]
     return None
 
 
 def _put(
-    model: type[BaseModel], out: Bound, given: dict[str, str], canonical: str, value: Any, loc: Loc, noun: str
+    model: type[BaseModel],
+    out: Bound,
+    given: dict[str, str],
+    canonical: str,
+    value: Any,
+    loc: Loc,
+    how: tuple[str, bool],
 ) -> None:
+    """Store one value under its canonical name; a nested model's keys (also in a dict or list of models) are bound
+    in turn. `how` is (noun, keep_unknown) as given to `bind`."""
     written = ".".join(str(part) for part in loc)
     if canonical in given:
-        again = f"{written!r} is the {noun} {canonical!r} again (already given as {given[canonical]!r})"
+        again = f"{written!r} is the {how[0]} {canonical!r} again (already given as {given[canonical]!r})"
         out.problems.append((loc, again))
         return
     given[canonical] = written
     out.written[(canonical,)] = loc
-    nested = _nested_model(_names(model).fields[canonical].annotation)
-    if nested is None or not isinstance(value, Mapping):
+    annotation = _names(model).fields[canonical].annotation
+    held = _held_model(annotation)
+    if held is None:
         out.data[canonical] = value
         return
-    inner = bind(nested, value, noun)
-    out.data[canonical] = inner.data
-    out.written.update({(canonical, *k): loc + w for k, w in inner.written.items()})
+    if _nested_model(annotation) is not None:
+        out.data[canonical] = _bind_inner(held, out, value, (canonical,), loc, how)
+    elif isinstance(value, Mapping):
+        out.data[canonical] = {k: _bind_inner(held, out, v, (canonical, k), loc + (k,), how) for k, v in value.items()}
+    elif isinstance(value, list):
+        out.data[canonical] = [_bind_inner(held, out, v, (canonical, i), loc + (i,), how) for i, v in enumerate(value)]
+    else:
+        out.data[canonical] = value
+
+
+def _bind_inner(model: type[BaseModel], out: Bound, value: Any, at: Loc, loc: Loc, how: tuple[str, bool]) -> Any:
+    """`value` bound to `model` when it is a mapping (its locations recorded under `at`), else as it is."""
+    if not isinstance(value, Mapping):
+        return value
+    inner = bind(model, value, *how)
+    out.written.update({at + k: loc + w for k, w in inner.written.items()})
     out.problems += [(loc + p, m) for p, m in inner.problems]
+    return inner.data
 
 
 def _bind_block(
-    model: type[BaseModel], block: Block, out: Bound, given: dict[str, str], entry: tuple[str, Any, Any], noun: str
+    model: type[BaseModel],
+    block: Block,
+    out: Bound,
+    given: dict[str, str],
+    entry: tuple[str, Any, Any],
+    how: tuple[str, bool],
 ) -> None:
     text, key, value = entry
     names = _names(model)
@@ -223,15 +255,15 @@ def _bind_block(
         out.problems.append(((key,), f"{text} must be a mapping, such as {{{example}}}"))
         return
     for inner_key, inner_value in value.items():
-        canonical, problem = _resolve(names, str(inner_key), noun)
+        canonical, problem = _resolve(names, str(inner_key), how[0])
         loc: Loc = (key, inner_key)
         if canonical in block.fields:
-            _put(model, out, given, canonical, inner_value, loc, noun)
+            _put(model, out, given, canonical, inner_value, loc, how)
         else:
             near = difflib.get_close_matches(fold(str(inner_key)), [fold(f) for f in block.fields], n=1)
             holds = f"it holds {', '.join(block.fields)}"
             hint = f"did you mean {_unfold(block.fields, near[0])!r}?" if near else holds
-            out.problems.append((loc, problem or f"unknown {noun} {inner_key!r} in {text}; {hint}"))
+            out.problems.append((loc, problem or f"unknown {how[0]} {inner_key!r} in {text}; {hint}"))
 
 
 def _unfold(canonicals: typing.Iterable[str], folded: str) -> str:
@@ -253,13 +285,15 @@ def suggestion(model: type[BaseModel], key: str, noun: str = "key") -> str:
 
 def model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     """The model that holds the values at `loc` (a validation error's location without its last key), if known."""
-    for part in loc:
-        if isinstance(part, int):
-            continue  # an item of a list of models
-        info = _names(model).fields.get(_names(model).exact.get(part, part))
+    parts = list(loc)
+    while parts:
+        names = _names(model)
+        info = names.fields.get(names.exact.get(str(parts.pop(0)), ""))
         inner = _held_model(info.annotation) if info is not None else None
-        if inner is None:
+        if info is None or inner is None:
             return None
+        if _nested_model(info.annotation) is None and parts:
+            parts.pop(0)  # the key or index inside a dict or list of models
         model = inner
     return model
 

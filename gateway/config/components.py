@@ -13,7 +13,7 @@ from gateway.config.binding import Bound, Loc, bind, field_named, model_at, sugg
 from gateway.config.definitions import ComponentDef
 from gateway.config.source import join
 from gateway.registry import BUILTIN_DISTRIBUTION
-from gateway.spec import FilterSpec, PredicateSpec
+from gateway.spec import ComponentConfig, FilterSpec, PredicateSpec
 
 Spec = FilterSpec[Any] | PredicateSpec[Any]
 Fail = Callable[[str, str], None]
@@ -35,15 +35,18 @@ def validate_model(
     `written` maps an error's location to where the value was written (relaxed names, gathered values), so the
     path, and with it the line, is the user's. Messages are ours: no pydantic prefixes, unknown keys with a hint.
     """
+    if written is None and issubclass(model, ComponentConfig):
+        # Bound here too (the model would do it itself) to learn where each key was written.
+        bound = bind(model, args, keep_unknown=True)
+        for loc, message in bound.problems:
+            fail(_at(path, loc), message + note)
+        args, written = bound.data, bound.where
     try:
         return model.model_validate(args)
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
-            where = path
-            for part in written(loc) if written else loc:
-                where = join(where, part if isinstance(part, int) else str(part))
-            fail(where, _message(model, err) + note)
+            fail(_at(path, written(loc) if written else loc), _message(model, err) + note)
         return None
 
 
@@ -102,11 +105,11 @@ def parse_component(
     def written(loc: Loc) -> Loc:
         return loc if shortcut is not None else shaped.where(bound.where(loc))
 
-    for loc, message in shaped.problems:
-        fail(path if shortcut is not None else _at(args_path, loc), message)
-    for loc, message in bound.problems:
-        fail(_at(args_path, shaped.where(loc)), message)
     note = origin_note(spec, origins)
+    for loc, message in shaped.problems:
+        fail(path if shortcut is not None else _at(args_path, loc), message + note)
+    for loc, message in bound.problems:
+        fail(_at(args_path, shaped.where(loc)), message + note)
     problems = bool(shaped.problems or bound.problems)
     # After a name problem, "required" for the field it probably meant is noise: report the rest only.
     report = _without_missing(fail) if problems else fail
