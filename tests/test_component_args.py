@@ -178,6 +178,16 @@ def test_the_same_argument_written_twice_is_an_error() -> None:
     assert [p for p, _ in problems] == [f"{WHERE}.args.backoff.factor"]
 
 
+def test_a_dotted_key_repeating_a_block_key_is_an_error_and_the_input_is_untouched() -> None:
+    args = {"backoff": {"factor": 2}, "backoff.factor": 3, "backoff.maxBackoff": "1s"}
+    item = {"name": "Retry", "args": args}
+    problems: list[tuple[str, str]] = []
+    specs: Any = REGISTRY.filters
+    assert parse_component(item, WHERE, specs, "filter", REGISTRY.origins, lambda p, m: problems.append((p, m))) is None
+    assert problems == [(f"{WHERE}.args.backoff.factor", "'backoff.factor' is given twice")]
+    assert args == {"backoff": {"factor": 2}, "backoff.factor": 3, "backoff.maxBackoff": "1s"}
+
+
 class _Clashing(ComponentConfig):
     """Two fields whose names are equal once case, '-' and '_' are ignored."""
 

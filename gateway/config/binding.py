@@ -115,7 +115,7 @@ def bind(model: type[BaseModel], data: Mapping[Any, Any], noun: str = "key", kee
     out = Bound()
     given: dict[str, str] = {}  # canonical -> the key as written, to report a second spelling
     blocks_seen: list[Block] = []
-    for key, value in _nest_dotted(names, data).items():
+    for key, value in _nest_dotted(names, data, out.problems).items():
         text = str(key)
         canonical, problem = _resolve(names, text, noun)
         if canonical is not None:
@@ -138,23 +138,30 @@ def bind(model: type[BaseModel], data: Mapping[Any, Any], noun: str = "key", kee
     return out
 
 
-def _nest_dotted(names: _Names, data: Mapping[Any, Any]) -> dict[Any, Any]:
-    """`{backoff.firstBackoff: x}` -> `{backoff: {firstBackoff: x}}` when `backoff` is a block or a nested model."""
+def _nest_dotted(names: _Names, data: Mapping[Any, Any], problems: list[tuple[Loc, str]]) -> dict[Any, Any]:
+    """`{backoff.firstBackoff: x}` -> `{backoff: {firstBackoff: x}}` when `backoff` is a block or a nested model.
+
+    Builds new mappings (the input is never changed); an inner key given both ways is a problem, not overwritten.
+    """
     out: dict[Any, Any] = {}
     for key, value in data.items():
         head, dot, rest = str(key).partition(".")
         nests = dot and rest and (_block(names, head) is not None or _model_of(names, head) is not None)
-        if not nests:
-            out[key] = _merge(out[key], value) if key in out else value
+        into, inner_key = (head, rest) if nests else (key, None)
+        if inner_key is None and not (isinstance(value, Mapping) and isinstance(out.get(key), dict)):
+            out[key] = dict(value) if isinstance(value, Mapping) else value  # a copy: dotted keys may join it
             continue
-        inner = out.setdefault(head, {})
-        if isinstance(inner, dict):
-            inner.setdefault(rest, value)  # a repeat of the same inner key is left to YAML's duplicate check
+        merged = out.setdefault(into, {})
+        if not isinstance(merged, dict):
+            problems.append(((key,), f"{key!r} repeats {into!r}, given as a value, not a mapping"))
+            continue
+        entries = {inner_key: value} if inner_key is not None else dict(value)
+        for inner, inner_value in entries.items():
+            if inner in merged:
+                problems.append(((into, inner), f"'{into}.{inner}' is given twice"))
+            else:
+                merged[inner] = inner_value
     return out
-
-
-def _merge(first: Any, second: Any) -> Any:
-    return {**first, **second} if isinstance(first, dict) and isinstance(second, dict) else first
 
 
 def _resolve(names: _Names, key: str, noun: str) -> tuple[str | None, str | None]:
