@@ -176,6 +176,10 @@ def test_the_same_argument_written_twice_is_an_error() -> None:
     assert problems == [(f"{WHERE}.args.Parts", "'Parts' is the argument 'parts' again (already given as 'parts')")]
     problems = refused("{name: Retry, args: {factor: 3, backoff: {firstBackoff: 1ms, factor: 2}}}")
     assert [p for p, _ in problems] == [f"{WHERE}.args.backoff.factor"]
+    problems = refused(
+        "{name: Path, args: {patterns: /a, matchTrailingSlash: false, MATCH_TRAILING_SLASH: 1}}", "predicate"
+    )
+    assert problems == [(f"{WHERE}.args.MATCH_TRAILING_SLASH", "'matchTrailingSlash' is given twice")]
 
 
 def test_a_dotted_key_repeating_a_block_key_is_an_error_and_the_input_is_untouched() -> None:

@@ -183,55 +183,65 @@ def _positional(spec: Spec, raw: Mapping[Any, Any]) -> Bound:
     return out
 
 
+#: One value to gather: (value, where written, whether under a generated key or the list field's own key).
+_Item = tuple[Any, Loc, bool]
+
+
 def _gather(spec: Spec, raw: Mapping[Any, Any]) -> Bound:
     """Every value into the list field, as SCG's GATHER_LIST does; a key naming another field binds to it.
 
     SCG would gather that value too (XForwardedRemoteAddr's `maxTrustedIndex` becomes a source); a value under a
     key that names no field is gathered as SCG does, and refused when it cannot be an item (`caseSensitive: false`).
+    The list field written alone under its own name is passed on as written: the field reads its own forms.
     """
     out = Bound()
     field = spec.shortcut[0]
     flag = spec.shortcut[1] if spec.shortcut_type == "gather_list_tail_flag" and len(spec.shortcut) > 1 else None
-    items: list[tuple[Any, Loc, bool]] = []  # (value, where written, whether under a generated or the list's key)
-    gathered = {k: v for k, v in raw.items() if field_named(spec.config, str(k)) in (None, field)}
+    items: list[_Item] = []
+    names = {key: field_named(spec.config, str(key)) for key in raw}
+    alone = sum(1 for name in names.values() if name in (None, field)) == 1
     for key, value in raw.items():
-        name = str(key)
-        named = field_named(spec.config, name)
+        named = names[key]
         if named is not None and named != field:
-            out.data[named] = _FLAGS.get(value.lower(), value) if named == flag and isinstance(value, str) else value
-            out.written[(named,)] = (key,)
-            continue
-        if named == field and len(gathered) == 1 and not _is_flag_list(value, flag):
-            out.data[field], out.written[(field,)] = value, (key,)  # as written: the field reads its own forms
-            continue
-        own = name.startswith(GENKEY) or named == field
-        if isinstance(value, list):
-            items += [(v, (key, i), own) for i, v in enumerate(value)]
+            _set(
+                out, named, _FLAGS.get(value.lower(), value) if named == flag and isinstance(value, str) else value, key
+            )
+        elif named == field and alone and not (flag and isinstance(value, list) and value and _is_flag(value[-1])):
+            _set(out, field, value, key)
         else:
-            items.append((value, (key,), own))
-    if field in out.data:
+            own = str(key).startswith(GENKEY) or named == field
+            listed = value if isinstance(value, list) else [value]
+            items += [(v, (key, i) if isinstance(value, list) else (key,), own) for i, v in enumerate(listed)]
+    if field in out.data or (not items and field not in names.values()):
         return out
     if flag is not None and flag not in out.data and items and items[-1][2] and _is_flag(items[-1][0]):
         value, loc, _ = items.pop()
         out.data[flag], out.written[(flag,)] = _FLAGS.get(str(value).lower(), value), loc
-    if not items and not any(field_named(spec.config, str(k)) == field for k in raw):
-        return out
-    for value, loc, own in items:
-        if not own and (value is None or isinstance(value, bool | int | float)):
-            what = f"{spec.name} takes every argument value as one of its {field} (as SCG does)"
-            out.problems.append((loc, f"{what}, and {value!r} is not one"))
-    items = [item for item in items if item[2] or not (item[0] is None or isinstance(item[0], bool | int | float))]
-    out.data[field] = [value for value, _, _ in items]
-    out.written.update({(field, index): loc for index, (_, loc, _) in enumerate(items)})
-    sources = {loc[0] for _, loc, _ in items}
-    if len(sources) == 1:
-        out.written[(field,)] = (sources.pop(),)
+    _gather_items(spec, field, items, out)
     return out
 
 
-def _is_flag_list(value: Any, flag: str | None) -> bool:
-    """A list ending in `true`/`false`, where a trailing flag may be: SCG takes that last item as the flag."""
-    return flag is not None and isinstance(value, list) and bool(value) and _is_flag(value[-1])
+def _set(out: Bound, name: str, value: Any, key: Any) -> None:
+    if name in out.data:
+        out.problems.append(((key,), f"{name!r} is given twice"))
+        return
+    out.data[name], out.written[(name,)] = value, (key,)
+
+
+def _gather_items(spec: Spec, field: str, items: list[_Item], out: Bound) -> None:
+    """The list field from `items`; a value under a foreign key that cannot be an item is a problem at its key."""
+    kept = []
+    for value, loc, own in items:
+        if own or not (value is None or isinstance(value, bool | int | float)):
+            kept.append((value, loc))
+            continue
+        what = f"{spec.name} takes every argument value as one of its {field} (as SCG does)"
+        out.problems.append((loc, f"{what}, and {value!r} is not one"))
+    out.data[field] = [value for value, _ in kept]
+    out.written.update({(field, index): loc for index, (_, loc) in enumerate(kept)})
+    sources = {loc[0] for _, loc in kept}
+    if len(sources) == 1:
+        out.written[(field,)] = (sources.pop(),)
 
 
 def _is_flag(value: Any) -> bool:
