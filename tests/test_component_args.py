@@ -21,6 +21,7 @@ from gateway.config.redact import redacted_routes
 from gateway.docs import render_catalogue
 from gateway.errors import ConfigError, ConfigIssue
 from gateway.registry import load_registry
+from gateway.settings import load_settings
 from gateway.spec import ComponentConfig, FilterSpec, PredicateSpec
 from tests.helpers import config_issues, config_only_route
 
@@ -349,6 +350,14 @@ def test_an_unknown_key_in_global_cors_is_reported_where_written_with_a_hint() -
             4,
             "unknown key 'allowedOrign'; did you mean 'allowedOrigins'?",
         )
+    ]
+
+
+def test_settings_errors_read_as_ours_too() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, environ={}, overrides={"timeouts": {"conect": 1}})
+    assert [(i.path, i.message) for i in info.value.issues] == [
+        ("timeouts.conect", "unknown key 'conect'; did you mean 'connect'?")
     ]
 
 

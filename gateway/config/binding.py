@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 Loc = tuple[str | int, ...]
 
@@ -314,3 +315,23 @@ def _held_model(annotation: Any) -> type[BaseModel] | None:
     if origin in (list, tuple) and args:
         return _nested_model(args[0])
     return _nested_model(args[-1]) if origin is dict and args else None
+
+
+#: pydantic's prefixes on messages raised by validators (ours): the text after them is the message.
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def error_message(model: type[BaseModel], err: ErrorDetails) -> str:
+    """A pydantic validation error of `model` as a sentence of ours: no pydantic prefixes, lower case, an unknown
+    key with a did-you-mean."""
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        *parents, key = err["loc"]
+        holder = model_at(model, tuple(parents))
+        return suggestion(holder, str(key)) if holder is not None else f"unknown key {str(key)!r}"
+    if kind == "missing":
+        return "required, but not given"
+    for prefix in _PREFIXES:
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg[:1].lower() + msg[1:]

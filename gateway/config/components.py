@@ -7,9 +7,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 
-from gateway.config.binding import Bound, Loc, bind, field_named, model_at, suggestion
+from gateway.config.binding import Bound, Loc, bind, error_message, field_named
 from gateway.config.definitions import ComponentDef
 from gateway.config.source import join
 from gateway.registry import BUILTIN_DISTRIBUTION
@@ -46,27 +45,8 @@ def validate_model(
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
-            fail(_at(path, written(loc) if written else loc), _message(model, err) + note)
+            fail(_at(path, written(loc) if written else loc), error_message(model, err) + note)
         return None
-
-
-#: pydantic's prefixes on messages raised by validators (ours): the text after them is the message.
-_PREFIXES = ("Value error, ", "Assertion failed, ")
-
-
-def _message(model: type[BaseModel], err: ErrorDetails) -> str:
-    """A validation error as a sentence of ours."""
-    kind, msg = err["type"], err["msg"]
-    if kind == "extra_forbidden":
-        *parents, key = err["loc"]
-        holder = model_at(model, tuple(parents))
-        return suggestion(holder, str(key)) if holder is not None else f"unknown key {str(key)!r}"
-    if kind == "missing":
-        return "required, but not given"
-    for prefix in _PREFIXES:
-        if msg.startswith(prefix):
-            return msg[len(prefix) :]
-    return msg[:1].lower() + msg[1:]
 
 
 def origin_note(spec: Spec, origins: Mapping[str, str]) -> str:
