@@ -32,7 +32,7 @@ from gateway.headers import Headers
 from gateway.resilience.breaker import BREAKERS, EXECUTION_EXCEPTION, Breaker, BreakerConfig, FailureStatus
 from gateway.resilience.duration import parse_duration
 from gateway.resilience.fallback import DEFER_FALLBACK
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, header_value, spring_enum
+from gateway.spec import BuildContext, ComponentConfig, FilterSpec, comma_items, header_value, spring_enum
 from gateway.template import Template
 
 #: Spring HttpStatus names that Python's http.HTTPStatus spells differently.
@@ -113,6 +113,11 @@ class CircuitBreakerConfig(ComponentConfig):
     fallback_content_type: str = Field(
         "text/plain; charset=utf-8", min_length=1, max_length=256, description="Content-Type of the static fallback."
     )
+    resume_without_error: bool = Field(
+        False,
+        description="SCG's option to answer an open breaker with an empty 200: not supported, so `true` is refused "
+        "at load (a migrated route must not silently behave differently); `false` is SCG's default.",
+    )
 
     _durations = field_validator("slow_call_duration_threshold", "wait_duration_in_open_state", mode="before")(
         parse_duration
@@ -123,7 +128,7 @@ class CircuitBreakerConfig(ComponentConfig):
     @field_validator("status_codes", mode="before")
     @classmethod
     def _statuses(cls, value: object) -> object:
-        items = value.split(",") if isinstance(value, str) else value
+        items = comma_items(value)  # `500`, `500,502`, `BAD_GATEWAY` or a list of them
         return [parse_status(v) for v in items] if isinstance(items, list) else items
 
     @field_validator("status_codes")
@@ -132,6 +137,16 @@ class CircuitBreakerConfig(ComponentConfig):
         for code in value:
             if not 100 <= code <= 599:
                 raise ValueError(f"{code} is not an HTTP status (100-599)")
+        return value
+
+    @field_validator("resume_without_error")
+    @classmethod
+    def _no_resume(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "resumeWithoutError is not supported: use fallbackStatus (for example 200 with an empty "
+                "fallbackBody) to answer an open breaker on purpose"
+            )
         return value
 
     @field_validator("fallback_uri")

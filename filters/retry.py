@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -26,8 +26,8 @@ from gateway.resilience.backoff import backoff_delays, retry_after_seconds
 from gateway.resilience.budget import BUDGETS, RetryBudget
 from gateway.resilience.duration import parse_duration
 from gateway.resilience.fallback import DEFER_FALLBACK, DeferredFallback
-from gateway.resilience.retry_rules import EXCEPTION_REASONS, comma_list, retry_reason, status_code
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, spring_enum
+from gateway.resilience.retry_rules import EXCEPTION_REASONS, retry_reason, status_code
+from gateway.spec import Block, BuildContext, ComponentConfig, FilterSpec, comma_items, spring_enum
 from gateway.units import parse_data_size
 
 Series = Literal["INFORMATIONAL", "SUCCESSFUL", "REDIRECTION", "CLIENT_ERROR", "SERVER_ERROR"]
@@ -47,25 +47,26 @@ MAX_BODY = 16 << 20
 
 
 def _statuses(value: object) -> object:
-    listed = comma_list(value)
+    listed = comma_items(value)
     return [status_code(v) for v in listed] if isinstance(listed, list) else listed
 
 
 def _upper_list(value: object) -> object:
-    listed = comma_list(value)
+    listed = comma_items(value)
     return [spring_enum(v) for v in listed] if isinstance(listed, list) else listed
 
 
 Duration = Annotated[float | None, BeforeValidator(parse_duration)]
-_NESTED = {"backoff": ("firstBackoff", "5ms"), "jitter": ("randomFactor", 0.5)}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.replace("_", "-").split("-")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
 class RetryConfig(ComponentConfig):
+    #: SCG writes `backoff: {firstBackoff: 10ms, ...}` and `jitter: {randomFactor: 0.5}` (or `backoff.factor: 2`);
+    #: a block written at all implies SCG's default for its first field.
+    blocks = {
+        "backoff": Block(("firstBackoff", "maxBackoff", "factor", "basedOnPreviousValue"), {"firstBackoff": "5ms"}),
+        "jitter": Block(("randomFactor",), {"randomFactor": 0.5}),
+    }
+
     retries: int = Field(3, ge=1, le=10, description="Retries after the first attempt (SCG: retries > 0).")
     statuses: Annotated[list[Annotated[int, Field(ge=100, le=599)]], BeforeValidator(_statuses)] = Field(
         [], max_length=64, description="Statuses that are retried: codes or HttpStatus names (`BAD_GATEWAY`)."
@@ -80,7 +81,7 @@ class RetryConfig(ComponentConfig):
         description="Methods that may be sent more than once. Nothing else is ever retried; list POST or PATCH "
         "only when the upstream deduplicates them.",
     )
-    exceptions: Annotated[list[ExceptionName], BeforeValidator(comma_list)] = Field(
+    exceptions: Annotated[list[ExceptionName], BeforeValidator(comma_items)] = Field(
         ["IOException", "TimeoutException"],
         max_length=9,
         description="Failures that are retried: IOException (connect error, reset, premature close = "
@@ -141,25 +142,6 @@ class RetryConfig(ComponentConfig):
         if isinstance(value, bool):  # `true` would be read as 1.0 (the base class guards plain floats only)
             raise ValueError("expected a number, not a boolean")
         return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flatten(cls, data: Any) -> Any:
-        """SCG writes `backoff: {firstBackoff: 10ms, ...}` and `jitter: {randomFactor: 0.5}`; keep those spellings."""
-        if not isinstance(data, dict):
-            return data
-        out = dict(data)
-        for group, (first, default) in _NESTED.items():
-            nested = out.pop(group, None)
-            dotted = {k.split(".", 1)[1]: out.pop(k) for k in list(out) if str(k).startswith(group + ".")}
-            if nested is None and not dotted:
-                continue
-            if nested is not None and not isinstance(nested, dict):
-                raise ValueError(f"{group} must be a mapping, such as {{{first}: {default}}}")
-            merged = {_camel(str(k)): v for k, v in {**(nested or {}), **dotted}.items()}
-            merged.setdefault(first, default)
-            out.update(merged)
-        return out
 
     @model_validator(mode="after")
     def _coherent(self) -> RetryConfig:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.addresses import parse_ip
+from gateway.config.binding import error_message
 from gateway.errors import ConfigError, ConfigIssue
 from gateway.headers import TOKEN_PATTERN
 
@@ -243,7 +244,11 @@ def load_settings(
         return Settings.model_validate(data)
     except ValidationError as exc:
         issues = [
-            ConfigIssue(_origin(err["loc"], overrides or {}, env, source), ".".join(map(str, err["loc"])), err["msg"])
+            ConfigIssue(
+                _origin(err["loc"], overrides or {}, env, source),
+                ".".join(map(str, err["loc"])),
+                error_message(Settings, err),
+            )
             for err in exc.errors()
         ]
         raise ConfigError(issues) from exc

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +25,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from gateway.addresses import parse_cidr
+from gateway.config.binding import Block as Block  # re-exported: filters declare their blocks with it
+from gateway.config.binding import bind
 from gateway.errors import HeaderInjection
 from gateway.exchange import Filter, MatchHints, Predicate
 from gateway.headers import TOKEN_PATTERN, check_value
@@ -62,7 +65,17 @@ def band_of(order: int) -> int:
 
 
 class ComponentConfig(BaseModel):
-    """Base of every predicate/filter config: unknown keys are errors; SCG's camelCase names are accepted."""
+    """Base of every predicate/filter config, binding args the way Spring binds SCG's.
+
+    - Names are SCG's camelCase, compared as Spring's relaxed binding does (case-insensitive, ignoring `-` and
+      `_`; gateway.config.binding); an unknown, ambiguous or repeated name is an error.
+    - `blocks` declares nested blocks SCG writes whose fields this schema holds flat (Retry's `backoff:`).
+    - A single value given for a list field is a one-element list (`statusCodes: 500`, `methods: GET`), as Spring
+      binds it. That runs after the field's own `field_validator(mode="before")` (which may split a comma string
+      first) and before its `Annotated` BeforeValidators (which therefore see a list: split inside its items,
+      see `comma_items`).
+    - A boolean is never read as a number.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -71,46 +84,58 @@ class ComponentConfig(BaseModel):
         populate_by_name=True,
         str_strip_whitespace=True,
     )
+    blocks: ClassVar[Mapping[str, Block]] = {}
 
     @model_validator(mode="before")
     @classmethod
     def _relaxed_names(cls, data: Any) -> Any:
-        # Spring binds `max-trusted-index` to maxTrustedIndex (relaxed binding); SCG configs use both spellings.
-        if isinstance(data, dict) and any(isinstance(k, str) and "-" in k for k in data):
-            known = _accepted_names(cls)
-            return {_kebab_to_camel(k) if isinstance(k, str) and k not in known else k: v for k, v in data.items()}
-        return data
+        if not isinstance(data, dict):
+            return data
+        # Unknown keys stay, so that validation reports each at its own location (with a did-you-mean).
+        bound = bind(cls, data, keep_unknown=True)
+        if bound.problems:
+            raise ValueError("; ".join(message for _, message in bound.problems))
+        return bound.data
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_bool_as_number(cls, value: object, info: ValidationInfo) -> object:
-        # pydantic's lax mode reads `true` as 1; in a routes file that is always a mistake.
+    def _scalars(cls, value: object, info: ValidationInfo) -> object:
         field = cls.model_fields.get(info.field_name or "")
-        if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+        if field is None:
+            return value
+        # pydantic's lax mode reads `true` as 1; in a routes file that is always a mistake.
+        if isinstance(value, bool) and field.annotation in (int, float):
             raise ValueError(f"expected {'an integer' if field.annotation is int else 'a number'}, not a boolean")
+        if isinstance(value, str | int | float | bool) and _is_list(field.annotation):
+            return [value]
         return value
 
 
-def _accepted_names(model: type[BaseModel]) -> set[str]:
-    names: set[str] = set()
-    for name, info in model.model_fields.items():
-        names.update(n for n in (name, info.alias) if n)
-        choices = getattr(info.validation_alias, "choices", None)
-        if choices:
-            names.update(c for c in choices if isinstance(c, str))
-        elif isinstance(info.validation_alias, str):
-            names.add(info.validation_alias)
-    return names
+def _is_list(annotation: Any) -> bool:
+    """Whether a field holds a list (or tuple/set), also when optional: `list[int]`, `list[str] | None`."""
+    kinds = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) in _UNIONS else []
+    return all(get_origin(k) in _SEQUENCES for k in kinds or [annotation])
 
 
-def _kebab_to_camel(name: str) -> str:
-    head, *rest = name.split("-")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+_UNIONS = (Union, UnionType)
+_SEQUENCES = (list, tuple, set, frozenset)
 
 
 def one_or_many(value: object) -> object:
     """Before-validator: a single string stands for a one-element list (SCG's YAML has both spellings)."""
     return [value] if isinstance(value, str) else value
+
+
+def comma_items(value: object) -> object:
+    """Before-validator: Spring binds `GET,POST` (one string) to a list; split every string item at commas too,
+    so `[503, "BAD_GATEWAY,504"]` is three items (the base class may already have wrapped a single string)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        return value
+    out: list[object] = []
+    for item in items:
+        out += [v.strip() for v in item.split(",") if v.strip()] if isinstance(item, str) else [item]
+    return out
 
 
 def compiles_each(compile_one: Callable[[str], object], error: type[Exception]) -> Callable[[list[str]], list[str]]:

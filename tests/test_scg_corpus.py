@@ -7,8 +7,6 @@ and what Sluicegate does with it:
     # expect: valid                      it loads
     # expect: refused                    it is refused, and every problem is one we refuse on purpose:
     # reason: <in the issue> | <in docs/scg-migration.md>   ... each reason is used and documented
-    # pending-args: <in the issue>       tolerated until the argument-parsing work (relaxed names, `pattern:`)
-                                         is merged; a "valid" file with only these problems is an expected failure
 
 Left out of the corpus: four examples that are not valid YAML in SCG's docs themselves (`- Host: {segment}...` on
 the AddRequestParameter, AddResponseHeader, SetRequestHeader and SetResponseHeader pages), and three that configure
@@ -24,7 +22,7 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.errors import ConfigError, ConfigIssue
-from gateway.registry import Registry, load_registry
+from gateway.registry import BUILTIN_DISTRIBUTION, Registry, load_registry
 
 ROOT = Path(__file__).resolve().parent
 CORPUS = sorted((ROOT / "corpus").glob("*.yml"))
@@ -35,7 +33,6 @@ MIGRATION_DOC = (ROOT.parent / "docs" / "scg-migration.md").read_text(encoding="
 class Case:
     valid: bool
     reasons: dict[str, str] = field(default_factory=dict)  # text in the issue -> text in the migration doc
-    pending: list[str] = field(default_factory=list)
 
     @classmethod
     def read(cls, path: Path) -> Case:
@@ -50,8 +47,6 @@ class Case:
             elif key == "reason":
                 issue_text, _, doc_text = value.partition(" | ")
                 case.reasons[issue_text] = doc_text
-            elif key == "pending-args":
-                case.pending.append(value)
         assert expect in ("valid", "refused"), f"{path.name}: no '# expect: valid|refused' header"
         case.valid = expect == "valid"
         assert case.valid != bool(case.reasons), f"{path.name}: a refused example names its reasons, a valid one none"
@@ -60,7 +55,7 @@ class Case:
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    return load_registry()
+    return load_registry(BUILTIN_DISTRIBUTION)  # an installed plugin must not change what SCG examples mean
 
 
 def issues_of(path: Path, registry: Registry) -> list[ConfigIssue]:
@@ -83,11 +78,10 @@ def test_scg_example_is_read_or_refused_for_a_documented_reason(path: Path, regi
         assert doc_text in MIGRATION_DOC, f"{path.name}: the reason {doc_text!r} is not in docs/scg-migration.md"
     issues = issues_of(path, registry)
     described = [f"{issue.path}: {issue.message}" for issue in issues]
-    unexplained = [text for text in described if not any(r in text for r in [*case.reasons, *case.pending])]
+    unexplained = [text for text in described if not any(r in text for r in case.reasons)]
     assert not unexplained, f"{path.name}: problems the corpus header does not explain: {unexplained}"
     if case.valid:
-        if issues:  # only pending ones, by the check above
-            pytest.xfail(f"valid once the argument-parsing work is merged: {described}")
+        assert not issues, f"{path.name}: a valid example was refused: {described}"
         return
     unused = [r for r in case.reasons if not any(r in text for text in described)]
     assert not unused, f"{path.name}: refused, but not for {unused}"

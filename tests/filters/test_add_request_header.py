@@ -156,7 +156,7 @@ async def test_non_ascii_config_value_reaches_upstream_as_utf8_once(
         (
             "[{name: AddRequestHeader, args: {name: X-A, value: v, override: true}}]",
             "routes[0].filters[0].args.override",
-            "Extra inputs",
+            "unknown argument",
         ),
         ("[{name: AddRequestHeader, args: {name: X-A, value: [v]}}]", "routes[0].filters[0].args.value", "string"),
         ("[{name: AddRequestHeader, args: {name: 7, value: v}}]", "routes[0].filters[0].args.name", "string"),

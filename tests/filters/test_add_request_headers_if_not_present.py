@@ -122,11 +122,6 @@ ARGS = "routes[0].filters[0].args"
         ),
         ("[{name: AddRequestHeadersIfNotPresent, args: {keyValues: []}}]", f"{ARGS}.keyValues", "at least 1"),
         (
-            "[{name: AddRequestHeadersIfNotPresent, args: {keyValues: [X-A:1], headers: [X-B:2]}}]",
-            f"{ARGS}.headers",
-            "Extra inputs",
-        ),
-        (
             "[{name: AddRequestHeadersIfNotPresent, args: {keyValues: [{key: X-A}]}}]",
             f"{ARGS}.keyValues",
             "{key: name, value: value}",

@@ -90,7 +90,11 @@ async def test_listed_twice_adds_twice(upstream: Upstream, start_gateway: StartG
             "routes[0].filters[0].args.value",
             "at most 4096",
         ),
-        ("[{name: AddRequestParameter, args: {name: a, value: b, x: 1}}]", "routes[0].filters[0].args.x", "Extra"),
+        (
+            "[{name: AddRequestParameter, args: {name: a, value: b, x: 1}}]",
+            "routes[0].filters[0].args.x",
+            "unknown argument",
+        ),
     ],
 )
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:

@@ -195,7 +195,7 @@ async def test_non_ascii_config_value_is_sent_as_utf8_once(
         (
             "[{name: AddResponseHeader, args: {name: X-A, value: v, overwrite: false}}]",
             "routes[0].filters[0].args.overwrite",
-            "Extra inputs",
+            "unknown argument",
         ),
         (
             "[{name: AddResponseHeader, args: {name: X-A, value: v, override: [false]}}]",

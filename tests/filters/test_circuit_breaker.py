@@ -640,7 +640,7 @@ def test_config_accepted(filters: str) -> None:
         ("{statusCodes: [700]}", "statusCodes", "not an HTTP status"),
         ("{slidingWindowType: TIME_BASED}", "slidingWindowType", "COUNT_BASED"),
         ("{waitDurationInOpenState: soon}", "waitDurationInOpenState", "not a duration"),
-        ("{resumeWithoutError: true}", "resumeWithoutError", "Extra inputs"),
+        ("{resumeWithoutError: true}", "resumeWithoutError", "not supported"),
         ('{fallbackStatus: 503, fallbackContentType: "text/plain\\r\\nX-Evil: 1"}', "fallbackContentType", ""),
         ("{minimumNumberOfCalls: true}", "minimumNumberOfCalls", "boolean"),
     ],

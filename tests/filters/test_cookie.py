@@ -75,7 +75,7 @@ routes:
         ('["Cookie=chocolate, [a-"]', "routes[0].predicates[0].args.regexp", "invalid regular expression"),
         ('["Cookie=chocolate, (?<=a)b"]', "routes[0].predicates[0].args.regexp", "RE2"),
         ('["Cookie=a, b, c"]', "routes[0].predicates[0]", "at most 2"),
-        ("[{name: Cookie, args: {name: a, regexp: b, x: 1}}]", "routes[0].predicates[0].args.x", "Extra inputs"),
+        ("[{name: Cookie, args: {name: a, regexp: b, x: 1}}]", "routes[0].predicates[0].args.x", "unknown argument"),
     ],
 )
 def test_invalid_cookie_config(predicates: str, path: str, fragment: str) -> None:

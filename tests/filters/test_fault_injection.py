@@ -167,7 +167,7 @@ def test_accepted_configs(filters: str) -> None:
         ("[{name: FaultInjection, args: {abortStatus: 503, header: 'x y'}}]", "pattern"),
         ('[{name: FaultInjection, args: {abortStatus: 503, header: x, headerValue: "a\\nb"}}]', "control"),
         ("[{name: FaultInjection, args: {abortStatus: true}}]", "boolean"),
-        ("[{name: FaultInjection, args: {abortStatus: 503, percent: 5}}]", "Extra"),
+        ("[{name: FaultInjection, args: {abortStatus: 503, percent: 5}}]", "unknown argument"),
     ],
 )
 def test_refused_configs(filters: str, fragment: str) -> None:

@@ -116,7 +116,7 @@ routes:
         ('["Header=X Id, a"]', "routes[0].predicates[0].args.header", "pattern"),
         ('["Header"]', "routes[0].predicates[0].args.header", "required"),
         ('["Header=X-Id, a, b"]', "routes[0].predicates[0]", "at most 2"),
-        ("[{name: Header, args: {header: X-Id, regex: a}}]", "routes[0].predicates[0].args.regex", "Extra inputs"),
+        ("[{name: Header, args: {header: X-Id, regex: a}}]", "routes[0].predicates[0].args.regex", "unknown argument"),
         ("[{name: Header, args: {header: [X-Id]}}]", "routes[0].predicates[0].args.header", "string"),
         ("[{name: Header, args: {header: X-Id, regexp: 5}}]", "routes[0].predicates[0].args.regexp", "string"),
     ],

@@ -50,7 +50,7 @@ ARGS = "routes[0].filters[0].args"
         ('["MapRequestHeader=Blue"]', f"{ARGS}.toHeader", "required"),
         ('["MapRequestHeader=Bl ue, X-Red"]', f"{ARGS}.fromHeader", "pattern"),
         ('["MapRequestHeader=Blue, X-Red, X"]', "routes[0].filters[0]", "at most 2"),
-        ("[{name: MapRequestHeader, args: {from: Blue, to: X-Red}}]", f"{ARGS}.from", "Extra"),
+        ("[{name: MapRequestHeader, args: {from: Blue, to: X-Red}}]", f"{ARGS}.from", "unknown argument"),
     ],
 )
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:

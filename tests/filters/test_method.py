@@ -108,12 +108,7 @@ routes:
         ('["Method=G\u00c9T"]', "routes[0].predicates[0].args.methods", "G\u00c9T"),
         ("[{name: Method, args: {methods: []}}]", "routes[0].predicates[0].args.methods", "at least 1"),
         ("[{name: Method, args: {}}]", "routes[0].predicates[0].args.methods", "required"),
-        ("[{name: Method, args: {methods: 5}}]", "routes[0].predicates[0].args.methods", "list"),
-        (
-            "[{name: Method, args: {methods: [GET], verbs: [POST]}}]",
-            "routes[0].predicates[0].args.verbs",
-            "Extra inputs",
-        ),
+        ("[{name: Method, args: {methods: 5}}]", "routes[0].predicates[0].args.methods[0]", "valid string"),
         ('["Methods=GET"]', "routes[0].predicates[0]", "did you mean 'Method'"),
     ],
 )

@@ -117,7 +117,7 @@ def test_invalid_prefix(filters: str, fragment: str) -> None:
         ("[PrefixPath]", "routes[0].filters[0].args.prefix", "required"),
         ('["PrefixPath=/a, /b"]', "routes[0].filters[0]", "at most 1"),
         ("[{name: PrefixPath, args: {prefix: ''}}]", "routes[0].filters[0].args.prefix", "at least 1"),
-        ("[{name: PrefixPath, args: {prefix: /a, parts: 1}}]", "routes[0].filters[0].args.parts", "Extra"),
+        ("[{name: PrefixPath, args: {prefix: /a, parts: 1}}]", "routes[0].filters[0].args.parts", "unknown argument"),
     ],
 )
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:

@@ -171,7 +171,7 @@ def test_invalid_url(url: str, fragment: str) -> None:
         ("[{name: RedirectTo, args: {status: true, url: /x}}]", "status", "number or"),
         ('["RedirectTo=302"]', "url", "required"),
         ('["RedirectTo=302, https://acme.org, maybe"]', "includeRequestParams", "boolean"),
-        ("[{name: RedirectTo, args: {status: 302, url: /x, uri: /y}}]", "uri", "Extra"),
+        ("[{name: RedirectTo, args: {status: 302, url: /x, uri: /y}}]", "uri", "unknown argument"),
     ],
 )
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:

@@ -58,7 +58,7 @@ ARGS = "routes[0].filters[0].args"
         ('["RemoveRequestHeader=X A"]', f"{ARGS}.name", "pattern"),
         ('["RemoveRequestHeader=X-A, X-B"]', "routes[0].filters[0]", "at most 1"),
         ("[{name: RemoveRequestHeader, args: {name: [X-A]}}]", f"{ARGS}.name", "string"),
-        ("[{name: RemoveRequestHeader, args: {names: X-A}}]", f"{ARGS}.names", "Extra"),
+        ("[{name: RemoveRequestHeader, args: {names: X-A}}]", f"{ARGS}.names", "unknown argument"),
     ],
 )
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:

@@ -107,7 +107,7 @@ ARGS = "routes[0].filters[0].args"
         ('["RequestHeaderSize=1000, Content-Length"]', f"{ARGS}.errorHeaderName", "managed by the gateway"),
         ('["RequestHeaderSize=1000, X Error"]', f"{ARGS}.errorHeaderName", "pattern"),
         ('["RequestHeaderSize=1000, X-E, x"]', "routes[0].filters[0]", "at most 2"),
-        ("[{name: RequestHeaderSize, args: {maxSizes: 1000}}]", f"{ARGS}.maxSizes", "Extra"),
+        ("[{name: RequestHeaderSize, args: {maxSizes: 1000}}]", f"{ARGS}.maxSizes", "unknown argument"),
     ],
 )
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:

@@ -195,7 +195,7 @@ def test_invalid_max_size(filters: str, fragment: str) -> None:
     ("filters", "path", "fragment"),
     [
         ('["RequestSize=1, 2"]', "routes[0].filters[0]", "at most 1"),
-        ("[{name: RequestSize, args: {maxSizes: 1}}]", "routes[0].filters[0].args.maxSizes", "Extra"),
+        ("[{name: RequestSize, args: {maxSizes: 1}}]", "routes[0].filters[0].args.maxSizes", "unknown argument"),
     ],
 )
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:

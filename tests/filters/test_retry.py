@@ -297,7 +297,7 @@ def test_accepted_configs(filters: str) -> None:
         ("[{name: Retry, args: {maxBackoff: 50ms}}]", "needs firstBackoff"),
         ("[{name: Retry, args: {backoff: {firstBackoff: 50ms, maxBackoff: 10ms}}}]", "must not be smaller"),
         ("[{name: Retry, args: {backoff: 10ms}}]", "must be a mapping"),
-        ("[{name: Retry, args: {backoff: {first: 10ms}}}]", "Extra"),
+        ("[{name: Retry, args: {backoff: {first: 10ms}}}]", "unknown argument"),
         ("[{name: Retry, args: {perTryTimeout: soon}}]", "not a duration"),
         ("[{name: Retry, args: {timeout: true}}]", "boolean"),
         ("[{name: Retry, args: {budgetPercent: 101}}]", "less than or equal to 100"),

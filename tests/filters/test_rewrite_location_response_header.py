@@ -134,7 +134,7 @@ async def test_response_without_location_is_untouched(backend: Upstream, start_g
         ('["RewriteLocationResponseHeader=NEVER_STRIP, Content-Length"]', "locationHeaderName", "managed by"),
         ('["RewriteLocationResponseHeader=NEVER_STRIP, Bad Name"]', "locationHeaderName", "pattern"),
         ('["RewriteLocationResponseHeader=A, B, c, d, e"]', "", "at most 4"),
-        ("[{name: RewriteLocationResponseHeader, args: {mode: NEVER_STRIP}}]", "mode", "Extra"),
+        ("[{name: RewriteLocationResponseHeader, args: {mode: NEVER_STRIP}}]", "mode", "unknown argument"),
     ],
 )
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:

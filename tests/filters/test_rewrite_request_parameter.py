@@ -62,7 +62,7 @@ async def test_empty_replacement(upstream: Upstream, start_gateway: StartGateway
         (
             "[{name: RewriteRequestParameter, args: {name: q, replacement: x, value: y}}]",
             "routes[0].filters[0].args.value",
-            "Extra",
+            "unknown argument",
         ),
     ],
 )

@@ -191,7 +191,11 @@ ARGS = "routes[0].filters[0].args"
         ("[{name: SecureHeaders, args: {enable: [x-xss-protection]}}]", f"{ARGS}.enable", "not supported"),
         ("[{name: SecureHeaders, args: {disable: [x-frame-option]}}]", f"{ARGS}.disable", "unknown secure header"),
         ("[{name: SecureHeaders, args: {enable: [cache-control]}}]", f"{ARGS}.enable", "unknown secure header"),
-        ("[{name: SecureHeaders, args: {xssProtectionHeader: '0'}}]", f"{ARGS}.xssProtectionHeader", "Extra"),
+        (
+            "[{name: SecureHeaders, args: {xssProtectionHeader: '0'}}]",
+            f"{ARGS}.xssProtectionHeader",
+            "unknown argument",
+        ),
         ("[{name: SecureHeaders, args: {frameOptions: ''}}]", f"{ARGS}.frameOptions", "at least 1"),
         (
             '[{name: SecureHeaders, args: {contentSecurityPolicy: "a\\r\\nSet-Cookie: x=1"}}]',

@@ -133,7 +133,7 @@ def test_invalid_template(filters: str, fragment: str) -> None:
     [
         ("[SetPath]", "routes[0].filters[0].args.template", "required"),
         ('["SetPath=/a, /b"]', "routes[0].filters[0]", "at most 1"),
-        ("[{name: SetPath, args: {template: /a, path: /b}}]", "routes[0].filters[0].args.path", "Extra"),
+        ("[{name: SetPath, args: {template: /a, path: /b}}]", "routes[0].filters[0].args.path", "unknown argument"),
     ],
 )
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:

@@ -68,7 +68,11 @@ ARGS = "routes[0].filters[0].args"
         ('["SetRequestHeader=X-A"]', f"{ARGS}.value", "required"),
         ('["SetRequestHeader=X-A, v, w"]', "routes[0].filters[0]", "at most 2"),
         ('[{name: SetRequestHeader, args: {name: X-A, value: "a\\nb"}}]', f"{ARGS}.value", "control character"),
-        ("[{name: SetRequestHeader, args: {name: X-A, value: v, override: true}}]", f"{ARGS}.override", "Extra"),
+        (
+            "[{name: SetRequestHeader, args: {name: X-A, value: v, override: true}}]",
+            f"{ARGS}.override",
+            "unknown argument",
+        ),
     ],
 )
 def test_invalid_config(filters: str, path: str, fragment: str) -> None:

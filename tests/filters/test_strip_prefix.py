@@ -127,7 +127,7 @@ async def test_client_supplied_forwarded_prefix_is_replaced(upstream: Upstream, 
         ("[StripPrefix=1.5]", "routes[0].filters[0].args.parts", "integer"),
         ("[StripPrefix=100000]", "routes[0].filters[0].args.parts", "less than or equal"),
         ('["StripPrefix=1,2"]', "routes[0].filters[0]", "at most 1"),
-        ("[{name: StripPrefix, args: {parts: 1, bogus: 2}}]", "routes[0].filters[0].args.bogus", "Extra inputs"),
+        ("[{name: StripPrefix, args: {parts: 1, bogus: 2}}]", "routes[0].filters[0].args.bogus", "unknown argument"),
         ("[{name: StripPrefix, args: {parts: [1]}}]", "routes[0].filters[0].args.parts", "integer"),
         # YAML `true` is not a number of segments (pydantic's lax mode would turn it into 1).
         ("[{name: StripPrefix, args: {parts: true}}]", "routes[0].filters[0].args.parts", "integer"),

@@ -66,7 +66,7 @@ def test_defaults_are_envoys() -> None:
         ("      - {url: 'http://10.0.0.3/api'}", "upstreams.payments.instances[1].url", "no path"),
         ("      - {url: 'http://10.0.0.3:99999'}", "upstreams.payments.instances[1].url", "port"),
         ("      - {url: 'http://10.0.0.3', weight: 0}", "upstreams.payments.instances[1].weight", "greater than"),
-        ("      - {url: 'http://10.0.0.3', color: red}", "upstreams.payments.instances[1].color", "Extra inputs"),
+        ("      - {url: 'http://10.0.0.3', color: red}", "upstreams.payments.instances[1].color", "unknown key"),
         ("      - {url: 'https://10.0.0.3'}", "routes.yaml:3: upstreams.payments", "one scheme"),
         ("      - {url: 'http://10.0.0.1:8080/'}", "upstreams.payments", "twice"),
         ("    policy: fastest", "upstreams.payments.policy", "round_robin"),
