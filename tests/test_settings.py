@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway import settings as settings_module
 from gateway.errors import ConfigError
-from gateway.settings import Settings, env_overrides, list_setting_paths, load_settings
+from gateway.settings import Settings, env_overrides, load_settings
 
 
 def settings_from(tmp_path: Path, file: dict[str, Any] | None = None, /, **environ: str) -> Settings:
@@ -100,7 +101,7 @@ def test_a_value_ending_in_a_colon_is_never_a_mapping(tmp_path: Path) -> None:
 
 
 def test_every_list_setting_takes_a_comma_separated_value() -> None:
-    paths = list_setting_paths()
+    paths = settings_module.list_setting_paths()
     assert ("trusted_proxies",) in paths
     for path in paths:
         key = "SLUICEGATE_" + "__".join(path).upper()
