@@ -266,15 +266,23 @@ def env_value(annotation: Any, raw: str) -> Any:
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """`SLUICEGATE_TIMEOUTS__CONNECT=2` -> {"timeouts": {"connect": 2}}: `__` between levels, each value read by
-    the type of its setting (`env_value`). Empty variables are ignored."""
+    the type of its setting (`env_value`). Empty variables are ignored.
+
+    Raises ConfigError when one setting is given both whole and by its parts (`..._LISTEN` and `..._LISTEN__PORT`).
+    """
     out: dict[str, Any] = {}
-    for key, raw in environ.items():
+    for key, raw in sorted(environ.items()):
         if not key.startswith(ENV_PREFIX) or not raw:
             continue
         path = key[len(ENV_PREFIX) :].lower().split("__")
-        node = out
+        node: Any = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        if not isinstance(node, dict) or isinstance(node.get(path[-1]), dict):
+            issue = ConfigIssue(f"{ENV_PREFIX}* environment", ".".join(path), "set both whole and by its parts")
+            raise ConfigError([issue])
         node[path[-1]] = env_value(_annotation_at(path), raw)
     return out
 

@@ -263,17 +263,9 @@ class Supervisor:
     async def _launch(self, index: int, restarts: int) -> WorkerHandle:
         parent, child = socket.socketpair()
         fds = (self.sock.fileno(), child.fileno())
+        args = ("-m", "gateway.worker", "--listen-fd", str(fds[0]), "--control-fd", str(fds[1]))
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway.worker",
-            "--listen-fd",
-            str(fds[0]),
-            "--control-fd",
-            str(fds[1]),
-            "--log-level",
-            self.log_level,
-            pass_fds=fds,
+            sys.executable, *args, "--log-level", self.log_level, pass_fds=fds
         )
         child.close()
         reader, writer = await asyncio.open_connection(sock=parent)

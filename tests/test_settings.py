@@ -133,3 +133,8 @@ def test_a_bad_number_or_boolean_is_an_error_naming_the_setting(tmp_path: Path, 
 def test_an_unknown_setting_from_the_environment_is_an_error_naming_it(tmp_path: Path) -> None:
     issues = issues_of(tmp_path, LIMITS__MAX_INFLIGHT="5")
     assert any("limits.max_inflight" in issue for issue in issues), issues
+
+
+def test_a_setting_given_whole_and_by_its_parts_is_an_error_naming_it(tmp_path: Path) -> None:
+    issues = issues_of(tmp_path, ADMIN__LISTEN="127.0.0.1:9191", ADMIN__LISTEN__PORT="9292")
+    assert len(issues) == 1 and "admin.listen" in issues[0] and "parts" in issues[0], issues
