@@ -7,8 +7,9 @@
 - A busy data or admin port stops start-up with one line naming the address and a non-zero status, before any
   worker starts.
 
-Start-up is held at a known point without any timing: the test stops (SIGSTOP) the first worker as soon as it
-exists, so the supervisor is still waiting for it when the signal arrives.
+Start-up is held at a known point without any timing: either the settings file is a named pipe the test writes only
+after sending the signal (the supervisor is still reading its settings, before its event loop runs), or the test
+stops (SIGSTOP) the first worker as soon as it exists, so the supervisor is still waiting for it.
 """
 
 from __future__ import annotations
@@ -137,6 +138,48 @@ async def test_sigterm_during_start_up_drains_and_exits_zero(tmp_path: Path, sta
             return True if not children_of(gw.proc.pid) and not Path(f"/proc/{worker}").exists() else None
 
         await eventually(worker_gone, "the worker exited with the supervisor")
+    assert code == 0, gw.stderr()
+    assert "Traceback" not in gw.stderr()
+
+
+async def open_settings_pipe(gw: GatewayProcess, fifo: Path) -> int:
+    """The write end of the settings pipe, once the supervisor has opened it to read its settings."""
+
+    async def reader_waiting() -> int | None:
+        if gw.proc.poll() is not None:
+            raise AssertionError(f"the gateway exited with {gw.proc.returncode}:\n{gw.stderr()}")
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until a reader has the pipe open
+        except OSError:
+            return None
+
+    return await eventually(reader_waiting, "the supervisor reads its settings file", guard=40.0)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM], ids=["SIGHUP", "SIGTERM"])
+async def test_a_signal_while_the_settings_are_read_is_acted_on_after(tmp_path: Path, sig: signal.Signals) -> None:
+    """Before the event loop runs (settings, plugins and routes being read) a signal is recorded, not fatal: a
+    SIGHUP reloads once start-up completes, a SIGTERM ends start-up before any worker, with status 0."""
+    fifo = tmp_path / "settings.yaml"
+    os.mkfifo(fifo)
+    noop = routes_yaml({"id": "noop", "uri": "no://op", "predicates": ["Path=/noop"]})
+    async with run_gateway(tmp_path, noop, "--settings", str(fifo), wait_ready=False) as gw:
+        pipe = await open_settings_pipe(gw, fifo)
+        try:
+            gw.signal(sig)  # the supervisor is blocked reading the pipe: the signal interrupts that read
+            os.write(pipe, b"workers: 1\n")
+        finally:
+            os.close(pipe)
+        if sig == signal.SIGHUP:
+            await wait_ready(gw)
+            view = await gw.wait_for_version(2)
+            metrics = await gw.metrics()
+            code = await gw.stop()
+            assert len(view["workers"]) == 1
+            assert metrics.value("gateway_reloads_total", result="success") == 1
+        else:
+            code = await gw.wait_exit()
+            assert "serving routes version" not in gw.stderr(), "a worker was started after SIGTERM"
     assert code == 0, gw.stderr()
     assert "Traceback" not in gw.stderr()
 
