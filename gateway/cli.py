@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import signal
 import sys
@@ -15,21 +16,34 @@ from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.registry import BUILTIN_DISTRIBUTION, RegistryError, load_registry, scan_registry
 from gateway.settings import Listen, Settings, load_settings
-from gateway.supervisor import Supervisor, compile_snapshot
+from gateway.supervisor import EarlySignals, StartError, Supervisor, compile_snapshot
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 
 
+def _version() -> str:
+    """`sluicegate <version>` from the installed distribution's metadata (the one source of the version)."""
+    try:
+        return f"sluicegate {importlib.metadata.version('sluicegate')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "sluicegate (version unknown: the distribution is not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sluicegate", description="An asyncio API gateway.")
-    sub = parser.add_subparsers(dest="command")
+    parser = argparse.ArgumentParser(
+        prog="sluicegate",
+        description="An asyncio API gateway.",
+        epilog="Without a command this help is printed and the exit status is 2. `sluicegate run` starts the gateway.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="{run,validate,filters,demo}")
     run = sub.add_parser("run", help="start the gateway")
     run.add_argument("--config", type=Path, default=Path("routes.yaml"), help="routes file (default ./routes.yaml)")
     run.add_argument("--listen", help="data port HOST:PORT (default 0.0.0.0:8080)")
     run.add_argument("--settings", type=Path, help="settings YAML file (under SLUICEGATE_* env vars and flags)")
     run.add_argument("--workers", type=int, help="worker processes (default 1: scale by replicas in a container)")
-    run.add_argument("--admin-listen", help="admin listener HOST:PORT (default 127.0.0.1:9090)")
+    run.add_argument("--admin-listen", help="admin listener HOST:PORT (default 127.0.0.1:9090; :PORT keeps 127.0.0.1)")
     run.add_argument("--drain-delay", type=float, help="seconds to keep serving after SIGTERM, readiness false")
     run.add_argument("--drain-timeout", type=float, help="seconds in-flight requests get to finish (default 20)")
     run.add_argument("--watch", action="store_true", help="reload routes when the file changes (SIGHUP always)")
@@ -48,9 +62,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """The `sluicegate` command (and `python -m gateway`). Without a command it prints the help on stdout and
+    returns 2 (a usage error, like argparse's own): nothing starts unless `run` is asked for."""
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command is None:
-        args = _parser().parse_args(["run", *(argv or sys.argv[1:])])
+        parser.print_help()
+        return EXIT_USAGE
     try:
         if args.command == "run":
             return _run(args)
@@ -72,13 +90,12 @@ def main(argv: list[str] | None = None) -> int:
 def _settings(args: argparse.Namespace) -> Settings:
     """Defaults < --settings file < SLUICEGATE_* environment < flags."""
     overrides: dict[str, Any] = {}
-    try:
-        if getattr(args, "listen", None):
-            overrides["listen"] = Listen.parse(args.listen).model_dump()
-        if getattr(args, "admin_listen", None):
-            overrides["admin"] = {"listen": Listen.parse(args.admin_listen).model_dump()}
-    except ValueError as exc:
-        raise SystemExit(f"sluicegate: {exc}") from exc
+    # HOST:PORT strings, parsed by the settings model: a bad one is an error naming the setting, and `:PORT` keeps
+    # each listener's own default host (loopback for the admin listener).
+    if getattr(args, "listen", None):
+        overrides["listen"] = args.listen
+    if getattr(args, "admin_listen", None):
+        overrides["admin"] = {"listen": args.admin_listen}
     if getattr(args, "workers", None) is not None:
         overrides["workers"] = args.workers
     drain = {
@@ -121,21 +138,30 @@ def _configure_logging(level: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    early = EarlySignals().install()  # first: SIGHUP/SIGTERM while settings and routes are read are not fatal
     _configure_logging(args.log_level)
     settings = _settings(args)
     registry = load_registry()
     snapshot = compile_snapshot(args.config, registry, settings, 1)  # refuses an invalid file before binding
     demo = snapshot.config.demo_upstream
-    supervisor = Supervisor(settings, args.config, snapshot, args.log_level, args.watch, registry)
-    return _event_loop_run(supervisor.run(demo.listen if demo is not None else None))
+    supervisor = Supervisor(settings, args.config, snapshot, args.log_level, args.watch, registry, early)
+    try:
+        return _event_loop_run(supervisor.run(demo.listen if demo is not None else None))
+    except StartError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # one line, no traceback: a busy port is an operator's problem
+        return EXIT_INVALID
 
 
 def _demo(listen: str) -> int:
     _configure_logging("INFO")
     from gateway.demo import start_demo_upstream
 
-    async def serve() -> int:
+    try:
         where = Listen.parse(listen)
+    except ValueError as exc:
+        raise SystemExit(f"sluicegate demo: --listen: {exc}") from exc
+
+    async def serve() -> int:
         runner = await start_demo_upstream(where.host, where.port)
         print(f"demo echo backend on http://{where}", flush=True)
         stop = asyncio.Event()

@@ -46,6 +46,8 @@ class Channel:
 
     async def request(self, message: Message, timeout: float) -> Message:
         """Send `message` and wait for its reply. Raises TimeoutError or ConnectionError."""
+        if self.closed.done():  # a reply could never come: the reader has already seen the end of the channel
+            raise ConnectionError("worker channel closed")
         ident = next(self._ids)
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._waiting[ident] = future

@@ -6,14 +6,16 @@ CLI fills it from `--settings FILE` (YAML) and flags; flags win over the file, t
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.addresses import parse_ip
 from gateway.config.binding import error_message
@@ -28,21 +30,46 @@ class _Model(BaseModel):
 
 
 class Listen(_Model):
+    """A listener address. Also given as one HOST:PORT string ([IPv6]:PORT; :PORT keeps the default host)."""
+
     host: str = Field("0.0.0.0", description="Address the data port binds to.")
     port: int = Field(8080, ge=0, le=65535, description="Data port; 0 picks a free one (tests).")
 
+    @model_validator(mode="before")
     @classmethod
-    def parse(cls, text: str) -> Listen:
-        """Parse HOST:PORT, [IPv6]:PORT or :PORT."""
-        host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ValueError(f"expected HOST:PORT, got {text!r}")
-        host = host.strip("[]") or "0.0.0.0"
-        return cls(host=host, port=int(port))
+    def _host_port(cls, value: object) -> object:
+        return split_host_port(value) if isinstance(value, str) else value
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        """Parse HOST:PORT, [IPv6]:PORT or :PORT (this class's default host). Raises ValueError."""
+        return cls.model_validate(text)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+class AdminListen(Listen):
+    """The admin listener's address: loopback unless a host is given, whichever part is set and wherever."""
+
+    # SECURITY: the default host lives on the field, not in a default factory of the parent, so that a settings
+    # source giving only the port (SLUICEGATE_ADMIN__LISTEN__PORT=9191) never moves the admin API off loopback.
+    host: str = Field("127.0.0.1", description="Address the admin listener binds to (loopback by default).")
+    port: int = Field(9090, ge=0, le=65535, description="Admin port; 0 picks a free one (tests).")
+
+
+def split_host_port(text: str) -> dict[str, str]:
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` as the fields of a listener; an absent host is left out (the model's
+    default applies). Raises ValueError for anything else."""
+    host, sep, port = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"an IPv6 host needs brackets, [HOST]:PORT; got {text!r}")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, [IPv6]:PORT or :PORT, got {text!r}")
+    return {"host": host, "port": port} if host else {"port": port}
 
 
 class Timeouts(_Model):
@@ -112,8 +139,8 @@ class UpstreamTls(_Model):
 
 
 class Admin(_Model):
-    listen: Listen = Field(
-        default_factory=lambda: Listen(host="127.0.0.1", port=9090),
+    listen: AdminListen = Field(
+        default_factory=AdminListen,
         description="Admin listener (health, metrics, routes view); never the data port.",
     )
 
@@ -173,23 +200,109 @@ class Settings(_Model):
 ENV_PREFIX = "SLUICEGATE_"
 
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """`SLUICEGATE_TIMEOUTS__CONNECT=2` -> {"timeouts": {"connect": 2}}; values read as YAML scalars.
+_SEQUENCES = (list, tuple, set, frozenset)
+_NUMBERS_AND_BOOLEANS = (bool, int, float)
 
-    A comma-separated value for a list setting (`SLUICEGATE_TRUSTED_PROXIES=10.0.0.0/8,192.168.0.0/16`) is split.
+
+def _alternatives(annotation: Any) -> list[Any]:
+    """The types a field accepts: the members of a union, without None."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [a for a in get_args(annotation) if a is not type(None)]
+    return [annotation]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    found = [a for a in _alternatives(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return found[0] if found else None
+
+
+def _is_list(annotation: Any) -> bool:
+    return any(get_origin(a) in _SEQUENCES or a in _SEQUENCES for a in _alternatives(annotation))
+
+
+def _annotation_at(path: list[str]) -> Any:
+    """The type of the setting at `path` (None when no setting has that name)."""
+    model: type[BaseModel] | None = Settings
+    annotation: Any = None
+    for part in path:
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        model = _model_of(annotation)
+    return annotation
+
+
+def list_setting_paths(model: type[BaseModel] = Settings, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The path of every list setting (each takes a comma-separated value from the environment)."""
+    paths: list[tuple[str, ...]] = []
+    for name, field in model.model_fields.items():
+        inner = _model_of(field.annotation)
+        if _is_list(field.annotation):
+            paths.append((*prefix, name))
+        elif inner is not None:
+            paths.extend(list_setting_paths(inner, (*prefix, name)))
+    return paths
+
+
+def env_value(annotation: Any, raw: str) -> Any:
+    """An environment value, read by the type of its setting so that no value changes kind on the way:
+
+    - a list setting: comma-separated, each part stripped, empty parts dropped;
+    - a number or boolean (optionally null): a YAML scalar (`2`, `2.5`, `true`, `off`, `null`), as before;
+    - anything else (strings, names, paths, HOST:PORT listeners, unknown settings): the value verbatim.
+    A value that does not read as the scalar it should be stays the raw string, for the model to refuse by name.
+    """
+    if _is_list(annotation):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    kinds = _alternatives(annotation)
+    if annotation is not None and all(k in _NUMBERS_AND_BOOLEANS for k in kinds):
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            return raw
+        return value if value is None or isinstance(value, _NUMBERS_AND_BOOLEANS) else raw
+    return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`SLUICEGATE_TIMEOUTS__CONNECT=2` -> {"timeouts": {"connect": 2}}: `__` between levels, each value read by
+    the type of its setting (`env_value`). Empty variables are ignored.
+
+    Raises ConfigError when one setting is given both whole and by its parts (`..._LISTEN` and `..._LISTEN__PORT`).
     """
     out: dict[str, Any] = {}
-    for key, raw in environ.items():
+    for key, raw in sorted(environ.items()):
         if not key.startswith(ENV_PREFIX) or not raw:
             continue
         path = key[len(ENV_PREFIX) :].lower().split("__")
-        value: Any = yaml.safe_load(raw) if raw.strip() else raw
-        if path == ["trusted_proxies"] and isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        node = out
+        node: Any = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = value
+            if not isinstance(node, dict):
+                break
+        if not isinstance(node, dict) or isinstance(node.get(path[-1]), dict):
+            issue = ConfigIssue(f"{ENV_PREFIX}* environment", ".".join(path), "set both whole and by its parts")
+            raise ConfigError([issue])
+        node[path[-1]] = env_value(_annotation_at(path), raw)
+    return out
+
+
+def _listeners_as_fields(data: Mapping[str, Any], model: type[BaseModel] = Settings) -> dict[str, Any]:
+    """Listener values given as HOST:PORT strings turned into their fields, so that sources merge field by field
+    (a file's `admin.listen: 10.0.0.5:9191` under `SLUICEGATE_ADMIN__LISTEN__PORT` keeps its host). A string that
+    does not parse is left for the model to refuse with its location."""
+    out = dict(data)
+    for name, value in data.items():
+        field = model.model_fields.get(name)
+        inner = _model_of(field.annotation) if field is not None else None
+        if inner is None:
+            continue
+        if isinstance(value, str) and issubclass(inner, Listen):
+            with contextlib.suppress(ValueError):
+                out[name] = split_host_port(value)
+        elif isinstance(value, Mapping):
+            out[name] = _listeners_as_fields(value, inner)
     return out
 
 
@@ -238,14 +351,15 @@ def load_settings(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError([ConfigIssue(source, "", "settings must be a mapping")])
         data = dict(loaded or {})
-    env = env_overrides(os.environ if environ is None else environ)
-    data = _merge(_merge(data, env), overrides or {})
+    env = _listeners_as_fields(env_overrides(os.environ if environ is None else environ))
+    flags = _listeners_as_fields(overrides or {})
+    data = _merge(_merge(_listeners_as_fields(data), env), flags)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         issues = [
             ConfigIssue(
-                _origin(err["loc"], overrides or {}, env, source),
+                _origin(err["loc"], flags, env, source),
                 ".".join(map(str, err["loc"])),
                 error_message(Settings, err),
             )

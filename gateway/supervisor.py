@@ -4,6 +4,11 @@ Workers are fresh interpreters (`python -m gateway.worker`) that inherit the dat
 The supervisor validates a routes file once and hands every worker the same versioned snapshot; a worker that
 dies is restarted with the current snapshot. On SIGTERM readiness turns false at once, and after the drain delay
 every worker stops accepting and finishes what it has read (bounded by the drain timeout), then everything exits 0.
+
+Start-up binds every listener first (data, admin, demo backend), so a busy port fails before any worker starts.
+Signal handlers come before that: a SIGTERM during start-up drains once the starting worker is up, a SIGHUP
+reloads once start-up completes. Starting a worker and handing out a routes version hold one lock, so a reload
+waits for a worker that is starting and then reaches it too: no serving worker keeps a replaced version.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,31 @@ from gateway.settings import Listen, Settings
 log = logging.getLogger("sluicegate.supervisor")
 START_TIMEOUT = 30.0
 RESTART_BACKOFF = 1.0
+
+
+class StartError(Exception):
+    """Start-up cannot complete (a listener cannot be bound, a worker does not start); the message is one line."""
+
+
+class EarlySignals:
+    """SIGHUP, SIGTERM and SIGINT that arrive before the supervisor's event loop runs (while settings, plugins and
+    the routes file are read): recorded instead of killing the process, acted on once the supervisor runs."""
+
+    def __init__(self) -> None:
+        self.reload = False
+        self.stop = False
+
+    def install(self) -> EarlySignals:
+        signal.signal(signal.SIGHUP, self._hang_up)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._terminate)
+        return self
+
+    def _hang_up(self, signum: int, frame: object) -> None:
+        self.reload = True
+
+    def _terminate(self, signum: int, frame: object) -> None:
+        self.stop = True
 
 
 @dataclass(frozen=True)
@@ -92,39 +123,73 @@ class Supervisor:
     log_level: str = "INFO"
     watch: bool = False
     registry: Registry = field(default_factory=load_registry)
+    early: EarlySignals = field(default_factory=EarlySignals)
     workers: list[WorkerHandle] = field(default_factory=list)
     draining: bool = False
     reloads: dict[str, int] = field(default_factory=lambda: {"success": 0, "failure": 0})
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def run(self, demo_listen: str | None = None) -> int:
+        """Bind every listener, start the workers, serve until SIGTERM/SIGINT, drain; returns 0 after the drain.
+
+        Raises StartError (one line naming what failed) when a listener cannot be bound or a worker does not start;
+        nothing is left running then.
+        """
         self.stopping = asyncio.Event()
-        self._reload_lock = asyncio.Lock()
-        self.sock = _listen(self.settings.listen)
-        log.info("data port listening on %s", self.settings.listen)
-        demo = await _start_demo(demo_listen)
-        self.workers = [await self._spawn(i) for i in range(self.settings.workers)]
-        admin = await self._start_admin()
-        self._install_signals()
-        watcher = asyncio.get_running_loop().create_task(self._watch()) if self.watch else None
-        await self.stopping.wait()
-        await self._drain()
-        if watcher is not None:
-            watcher.cancel()
-        await admin.cleanup()
-        if demo is not None:
-            await demo.cleanup()
+        self._version_lock = asyncio.Lock()
+        self._reload_wanted = asyncio.Event()
+        self._install_signals()  # first: a signal during start-up is acted on, never fatal
+        async with contextlib.AsyncExitStack() as stack:
+            self.sock = _bind("data port", self.settings.listen)
+            stack.callback(self.sock.close)
+            admin_sock = _bind("admin listener", self.settings.admin.listen)
+            stack.callback(admin_sock.close)
+            demo = await _start_demo(demo_listen)
+            if demo is not None:
+                stack.push_async_callback(demo.cleanup)
+            admin = await self._start_admin(admin_sock)
+            stack.push_async_callback(admin.cleanup)
+            log.info("data port listening on %s", self.settings.listen)
+            try:
+                await self._start_workers()
+            except StartError:
+                await self._stop_workers()
+                raise
+            self._background(self._reload_loop())  # a reload asked for during start-up runs now
+            if self.watch:
+                self._background(self._watch())
+            await self.stopping.wait()
+            await self._drain()
+            for task in list(self._tasks):
+                task.cancel()
         return 0
 
     def ready(self) -> bool:
-        """Readiness: every worker serving, and no drain started."""
-        return not self.draining and bool(self.workers) and all(w.ready for w in self.workers)
+        """Readiness: no drain started, every worker started, and each serving the current routes version (false
+        while a worker starts or restarts, and while one has not taken the version a reload hands out)."""
+        version = self.snapshot.version
+        return (
+            not self.draining
+            and len(self.workers) == self.settings.workers
+            and all(w.ready and w.version == version for w in self.workers)
+        )
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.begin_drain)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        if self.early.stop:
+            self.begin_drain()
+        if self.early.reload:
+            self.request_reload()
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a task the supervisor keeps a reference to (the loop keeps only weak ones)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def begin_drain(self) -> None:
         if not self.draining:
@@ -152,52 +217,103 @@ class Supervisor:
         worker.channel.close()
 
     # -- workers ----------------------------------------------------------------------------------------------
-    async def _spawn(self, index: int, restarts: int = 0) -> WorkerHandle:
+    async def _start_workers(self) -> None:
+        """Start `settings.workers` workers one after the other; a drain asked for meanwhile stops the start-up."""
+        for index in range(self.settings.workers):
+            if self.draining or await self._spawn(index) is None:
+                return
+
+    async def _stop_workers(self) -> None:
+        """Start-up failed: end every worker already started, without a drain (none has served yet)."""
+        for worker in self.workers:
+            await _discard(worker)
+
+    async def _spawn(self, index: int, restarts: int = 0) -> WorkerHandle | None:
+        """Start worker `index` on the current routes snapshot and put it in its slot; None if a drain began.
+
+        Holds the version lock from the start message to the worker's "ready": a reload asked for meanwhile waits,
+        then hands the new version to this worker like to every other. Raises StartError when the worker does not
+        start (its process is ended).
+        """
+        async with self._version_lock:
+            if self.draining:
+                return None
+            worker = await self._launch(index, restarts)
+            if index < len(self.workers):
+                self.workers[index] = worker
+            else:
+                self.workers.append(worker)
+            try:
+                reply = await worker.channel.request(
+                    {
+                        "type": "start",
+                        "settings": self.settings.model_dump(mode="json"),
+                        "routes": self.snapshot.message(),
+                    },
+                    START_TIMEOUT,
+                )
+            except (TimeoutError, ConnectionError) as exc:
+                reply = {"errors": [f"no answer ({type(exc).__name__})"]}
+            if reply.get("type") != "ready":
+                await _discard(worker)
+                if self.draining:
+                    return None
+                raise StartError(f"worker {index} did not start: {'; '.join(map(str, reply.get('errors', [])))}")
+            worker.ready, worker.version = True, int(reply.get("version", 0))
+        log.info("worker %d (pid %d) serving routes version %d", index, worker.process.pid, worker.version)
+        self._background(self._supervise(worker))
+        return worker
+
+    async def _launch(self, index: int, restarts: int) -> WorkerHandle:
         parent, child = socket.socketpair()
         fds = (self.sock.fileno(), child.fileno())
+        args = ("-m", "gateway.worker", "--listen-fd", str(fds[0]), "--control-fd", str(fds[1]))
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway.worker",
-            "--listen-fd",
-            str(fds[0]),
-            "--control-fd",
-            str(fds[1]),
-            "--log-level",
-            self.log_level,
-            pass_fds=fds,
+            sys.executable, *args, "--log-level", self.log_level, pass_fds=fds
         )
         child.close()
         reader, writer = await asyncio.open_connection(sock=parent)
-        worker = WorkerHandle(index, process, Channel(reader, writer), restarts=restarts)
-        start = {"type": "start", "settings": self.settings.model_dump(mode="json"), "routes": self.snapshot.message()}
-        try:
-            reply = await worker.channel.request(start, START_TIMEOUT)
-        except (TimeoutError, ConnectionError) as exc:
-            raise RuntimeError(f"worker {index} did not start: {exc}") from exc
-        worker.ready, worker.version = reply.get("type") == "ready", int(reply.get("version", 0))
-        log.info("worker %d (pid %d) serving routes version %d", index, process.pid, worker.version)
-        asyncio.get_running_loop().create_task(self._supervise(worker))
-        return worker
+        return WorkerHandle(index, process, Channel(reader, writer), restarts=restarts)
 
     async def _supervise(self, worker: WorkerHandle) -> None:
-        """Restart a worker that died, unless we are draining."""
+        """Restart a worker that died, after RESTART_BACKOFF and again until one starts, unless we are draining."""
         code = await worker.process.wait()
         worker.ready = False
         if self.draining:
             return
         log.error("worker %d (pid %d) exited with %s; restarting", worker.index, worker.process.pid, code)
         worker.channel.close()
-        await asyncio.sleep(RESTART_BACKOFF)
-        if self.draining:
-            return
-        replacement = await self._spawn(worker.index, worker.restarts + 1)
-        self.workers[worker.index] = replacement
+        restarts = worker.restarts
+        while True:
+            await asyncio.sleep(RESTART_BACKOFF)
+            restarts += 1
+            try:
+                await self._spawn(worker.index, restarts)
+                return
+            except StartError as exc:
+                log.error("%s; retrying", exc)
 
     # -- reload -----------------------------------------------------------------------------------------------
+    def request_reload(self) -> None:
+        """SIGHUP: reload once the supervisor is free to (after start-up, after a reload in progress)."""
+        log.info("SIGHUP: reload requested")
+        self._reload_wanted.set()
+
+    async def _reload_loop(self) -> None:
+        """Run the reloads asked for one at a time; requests during a reload coalesce into one more."""
+        while not self.draining:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            if not self.draining:
+                await self.reload()
+
     async def reload(self) -> bool:
-        """Validate the routes file again and hand every worker the new version; on error keep the old one."""
-        async with self._reload_lock:
+        """Validate the routes file again and hand every worker the new version; on error keep the old one.
+
+        True (counted as a success) when every running worker confirmed the new version; a worker that died
+        meanwhile is restarted on it. A worker that refuses or does not answer keeps readiness false.
+        """
+        async with self._version_lock:  # never while a worker starts: it gets this version too
             try:
                 snapshot = compile_snapshot(self.path, self.registry, self.settings, self.snapshot.version + 1)
             except ConfigError as exc:
@@ -206,7 +322,6 @@ class Supervisor:
                     log.error("reload refused, keeping version %d: %s", self.snapshot.version, issue)
                 return False
             self.snapshot = snapshot
-            # A worker being restarted gets this snapshot when it starts; only the live ones are told now.
             live = [w for w in self.workers if w.process.returncode is None]
             replies = await asyncio.gather(*(self._load(w) for w in live), return_exceptions=True)
             ok = all(r is True or isinstance(r, ConnectionError) for r in replies)
@@ -232,7 +347,7 @@ class Supervisor:
             stamp = _stamp(self.path)
             if stamp != last:
                 last = stamp
-                await self.reload()
+                self._reload_wanted.set()
 
     # -- admin views ------------------------------------------------------------------------------------------
     async def metrics(self) -> bytes:
@@ -252,18 +367,30 @@ class Supervisor:
             **redacted_routes(self.snapshot.config),
         }
 
-    async def _start_admin(self) -> web.AppRunner:
+    async def _start_admin(self, sock: socket.socket) -> web.AppRunner:
         runner = web.AppRunner(admin_app(self), access_log=None)
         await runner.setup()
-        where = self.settings.admin.listen
-        await web.TCPSite(runner, where.host, where.port).start()
-        log.info("admin listener on %s", where)
+        await web.SockSite(runner, sock).start()
+        log.info("admin listener on %s", self.settings.admin.listen)
         return runner
 
 
-def _listen(where: Listen) -> socket.socket:
+async def _discard(worker: WorkerHandle) -> None:
+    """End a worker that never served (a failed start): kill its process and close its channel."""
+    if worker.process.returncode is None:
+        worker.process.kill()
+    await worker.process.wait()
+    worker.ready = False
+    worker.channel.close()
+
+
+def _bind(what: str, where: Listen) -> socket.socket:
+    """A listening socket on `where`. Raises StartError naming `what` and the address (a busy port, a bad host)."""
     family = socket.AF_INET6 if ":" in where.host else socket.AF_INET
-    sock = socket.create_server((where.host, where.port), family=family, backlog=1024, reuse_port=False)
+    try:
+        sock = socket.create_server((where.host, where.port), family=family, backlog=1024, reuse_port=False)
+    except OSError as exc:
+        raise StartError(f"cannot bind the {what} to {where}: {exc.strerror or exc}") from exc
     sock.set_inheritable(True)
     return sock
 
@@ -282,6 +409,9 @@ async def _start_demo(listen: str | None) -> web.AppRunner | None:
     from gateway.demo import start_demo_upstream
 
     where = Listen.parse(listen)
-    runner = await start_demo_upstream(where.host, where.port)
+    try:
+        runner = await start_demo_upstream(where.host, where.port)
+    except OSError as exc:
+        raise StartError(f"cannot bind the demo upstream to {where}: {exc.strerror or exc}") from exc
     log.info("demo echo backend on %s (pid %d)", where, os.getpid())
     return runner

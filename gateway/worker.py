@@ -2,17 +2,32 @@
 
 Started by the supervisor as `python -m gateway.worker --listen-fd N --control-fd M`; everything else (settings,
 the routes snapshot) arrives on the control channel. Reloads swap the table; `drain` ends the process after
-in-flight requests finish.
+in-flight requests finish. The supervisor alone acts on signals: a worker ignores SIGHUP, SIGINT and SIGTERM, which
+reach it too when they are sent to the process group (a terminal hang-up or Ctrl-C, `kill -HUP -PGID`).
 """
 
+# ruff: noqa: E402 -- the signals are ignored before the imports below, which take a good fraction of a second
 from __future__ import annotations
+
+import signal
+
+SUPERVISOR_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
+
+
+def ignore_supervisor_signals() -> None:
+    """Leave SIGHUP (reload), SIGINT and SIGTERM (drain) to the supervisor, which tells workers over control."""
+    for sig in SUPERVISOR_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+if __name__ == "__main__":
+    ignore_supervisor_signals()  # at once: a signal to the process group must not kill a starting worker
 
 import argparse
 import asyncio
 import gc
 import logging
 import os
-import signal
 import socket
 import sys
 from typing import Any
@@ -104,9 +119,6 @@ async def main(listen_fd: int, control_fd: int, level: str) -> int:
     # With the default gen-0 threshold (700) a collection runs every few requests and scans the survivors of the
     # moment (in-flight exchanges); at 20,000 it runs ~30x less often for the same garbage (decisions.md D17).
     gc.set_threshold(GC_GEN0_THRESHOLD, 10, 10)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: None)  # the supervisor decides when to drain; it signals us over control
     await send(writer, {"type": "ready", "version": gateway.version, "pid": os.getpid(), "id": start.get("id")})
     await worker.serve_control(reader)
     return 0
@@ -118,6 +130,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    ignore_supervisor_signals()  # again, for a caller that did not start this module as __main__
     import uvloop
 
     try:

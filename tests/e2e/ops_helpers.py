@@ -17,6 +17,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -200,37 +201,48 @@ async def run_gateway(
     *args: str,
     port: int | None = None,
     pass_listen: bool = True,
+    admin_port: int | None = None,
+    pass_admin_listen: bool = True,
     settings: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     name: str = "gateway",
+    wait_ready: bool = True,
+    new_session: bool = False,
 ) -> AsyncIterator[GatewayProcess]:
     """Start `python -m gateway run --config <routes> [--listen 127.0.0.1:<port>] --admin-listen 127.0.0.1:<free>
     [--settings <file>] *args` and wait until /health/ready answers 200 (every worker serving).
 
     With `pass_listen=False` no --listen flag is given: `port` is where the test expects the settings to put the
-    data port. On exit a gateway still running is stopped (SIGTERM, then SIGKILL after a guard).
+    data port; `pass_admin_listen=False` and `admin_port` do the same for the admin listener. With
+    `wait_ready=False` it yields as soon as the process is started (tests of start-up itself); with
+    `new_session=True` the gateway leads a session and process group of its own, so a test may signal that
+    whole group. On exit a gateway still running is stopped (SIGTERM, then SIGKILL after a guard).
     """
     directory = tmp_path / name
     directory.mkdir(exist_ok=True)
     config = directory / "routes.yaml"
     config.write_text(routes, encoding="utf-8")
     data_port = port if port is not None else free_port()
-    admin_port = free_port()
+    admin_port = admin_port if admin_port is not None else free_port()
     command = [sys.executable, "-m", "gateway", "run", "--config", str(config)]
     if pass_listen:
         command += ["--listen", f"127.0.0.1:{data_port}"]
-    command += ["--admin-listen", f"127.0.0.1:{admin_port}"]
+    if pass_admin_listen:
+        command += ["--admin-listen", f"127.0.0.1:{admin_port}"]
     if settings is not None:
         command += ["--settings", str(write_settings(directory / "settings.yaml", settings))]
     command += list(args)
     stdout_path, stderr_path = directory / "stdout.log", directory / "stderr.log"
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         # Files, not pipes: the access log can outgrow a pipe buffer nobody reads while the test runs.
-        proc = subprocess.Popen(command, stdout=out, stderr=err, env=clean_environment(env), cwd=ROOT)
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=err, env=clean_environment(env), cwd=ROOT, start_new_session=new_session
+        )
     session = aiohttp.ClientSession()
     gateway = GatewayProcess(proc, data_port, admin_port, config, stdout_path, stderr_path, session)
     try:
-        await _wait_ready(gateway)
+        if wait_ready:
+            await _wait_ready(gateway)
         yield gateway
     finally:
         try:
@@ -245,8 +257,8 @@ async def run_gateway(
             await session.close()
 
 
-async def _wait_ready(gateway: GatewayProcess) -> None:
-    deadline = time.monotonic() + START_GUARD
+async def _wait_ready(gateway: GatewayProcess, guard: float = START_GUARD) -> None:
+    deadline = time.monotonic() + guard
     while time.monotonic() < deadline:
         if gateway.proc.poll() is not None:
             raise AssertionError(f"the gateway exited with {gateway.proc.returncode} at start:\n{gateway.stderr()}")
@@ -254,7 +266,43 @@ async def _wait_ready(gateway: GatewayProcess) -> None:
             if await gateway.ready_status() == 200:
                 return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"the gateway was not ready within {START_GUARD:g}s:\n{gateway.stderr()}")
+    raise AssertionError(f"the gateway was not ready within {guard:g}s:\n{gateway.stderr()}")
+
+
+async def wait_ready(gateway: GatewayProcess, guard: float = START_GUARD) -> None:
+    """Wait until /health/ready answers 200; AssertionError if the gateway exits or the guard runs out."""
+    await _wait_ready(gateway, guard)
+
+
+def children_of(pid: int) -> set[int]:
+    """The pids of the live child processes of `pid` (its workers), read from /proc."""
+    found: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited while we looked
+        # The command name (field 2) may contain spaces and parentheses: the fields after it follow the last ')'.
+        state, ppid = text.rpartition(")")[2].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def listening_hosts(port: int) -> set[str]:
+    """The local addresses on which some socket of this host listens on TCP `port` (from /proc/net/tcp{,6})."""
+    hosts: set[str] = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, _, hex_port = local.partition(":")
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: TCP_LISTEN
+                    raw = bytes.fromhex(address)
+                    # The kernel prints each 32-bit word in host (little-endian) order.
+                    raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                    hosts.add(socket.inet_ntop(family, raw))
+    return hosts
 
 
 def routes_yaml(*routes: Mapping[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import socket
 import subprocess
 import sys
@@ -55,13 +56,16 @@ def test_run_refuses_an_invalid_file_before_listening(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("routes: [{id: x, uri: 'lb://pool'}]\n")
     port = free_port()
-    result = sluicegate("run", "--config", str(bad), "--listen", f"127.0.0.1:{port}")
+    result = sluicegate(
+        "run", "--config", str(bad), "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{free_port()}"
+    )
     assert result.returncode == 1
     assert "routes[0].uri" in result.stderr and "lb://" in result.stderr
 
 
 def test_missing_config_file_is_reported(tmp_path: Path) -> None:
-    result = sluicegate("run", "--config", str(tmp_path / "absent.yaml"), "--listen", "127.0.0.1:0")
+    absent = str(tmp_path / "absent.yaml")
+    result = sluicegate("run", "--config", absent, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
     assert result.returncode == 1 and "absent.yaml" in result.stderr
 
 
@@ -110,3 +114,29 @@ def test_demo_answers_through_the_full_chain(demo_gateway: tuple[int, subprocess
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert '"route":"echo"' in out and '"status":200' in out
+
+
+def console_script() -> Path:
+    """The installed `sluicegate` console script next to this interpreter (`pip install -e .` puts it there)."""
+    script = Path(sys.executable).parent / "sluicegate"
+    assert script.exists(), f"{script} is missing: install the project (pip install -e '.[dev]')"
+    return script
+
+
+@pytest.mark.parametrize("entry", ["python -m gateway", "sluicegate"])
+def test_bare_command_prints_help_and_exits_with_usage_status(entry: str) -> None:
+    """Without a command nothing starts: the help goes to stdout and the status is 2 (a usage error)."""
+    program = [sys.executable, "-m", "gateway"] if entry == "python -m gateway" else [str(console_script())]
+    result = subprocess.run(program, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.startswith("usage: sluicegate "), result.stdout
+    assert all(command in result.stdout for command in ("run", "validate", "filters", "demo", "--version"))
+    assert "Traceback" not in result.stderr and "listening" not in result.stderr
+
+
+@pytest.mark.parametrize("entry", ["python -m gateway", "sluicegate"])
+def test_version_prints_the_installed_distribution_version(entry: str) -> None:
+    program = [sys.executable, "-m", "gateway"] if entry == "python -m gateway" else [str(console_script())]
+    result = subprocess.run([*program, "--version"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"sluicegate {importlib.metadata.version('sluicegate')}\n"

@@ -15,6 +15,7 @@ from tests.e2e.ops_helpers import (
     GUARD,
     ROOT,
     clean_environment,
+    listening_hosts,
     open_client,
     routes_yaml,
     run_gateway,
@@ -104,3 +105,39 @@ def test_an_invalid_flag_is_not_blamed_on_a_valid_settings_file(tmp_path: Path) 
     errors = [line for line in result.stderr.splitlines() if ": workers: " in line]
     assert errors, result.stderr
     assert all(str(settings_file) not in line for line in errors), errors
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["env-port", "file-port", "env-host-port", "file-host-port"],
+)
+async def test_the_admin_listener_stays_on_loopback_when_only_its_port_is_set(tmp_path: Path, source: str) -> None:
+    """Setting only the admin port (the documented `SLUICEGATE_ADMIN__LISTEN__PORT=9191`) keeps 127.0.0.1; the
+    documented HOST:PORT string form works in the environment and, as for `listen`, in a settings file."""
+    admin, data = free_port(), free_port()
+    settings: dict[str, object] = {"listen": {"host": "127.0.0.1", "port": data}}
+    env: dict[str, str] = {}
+    if source == "env-port":
+        env["SLUICEGATE_ADMIN__LISTEN__PORT"] = str(admin)
+    elif source == "file-port":
+        settings["admin"] = {"listen": {"port": admin}}
+    elif source == "env-host-port":
+        env["SLUICEGATE_ADMIN__LISTEN"] = f"127.0.0.1:{admin}"
+    else:
+        settings = {"listen": f"127.0.0.1:{data}", "admin": {"listen": f"127.0.0.1:{admin}"}}
+    async with run_gateway(
+        tmp_path,
+        NOOP_ROUTES,
+        port=data,
+        pass_listen=False,
+        admin_port=admin,
+        pass_admin_listen=False,
+        settings=settings,
+        env=env,
+    ) as gw:
+        admin_hosts, data_hosts = listening_hosts(admin), listening_hosts(data)
+        async with gw.session.get(gw.url("/noop"), timeout=CLIENT_TIMEOUT) as resp:
+            status = resp.status
+    assert admin_hosts == {"127.0.0.1"}
+    assert data_hosts == {"127.0.0.1"}
+    assert status == 200

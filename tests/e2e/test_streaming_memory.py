@@ -153,7 +153,8 @@ routes:
     stdout_file, stderr_file = tmp_path / "gateway.stdout", tmp_path / "gateway.stderr"
     with stdout_file.open("wb") as out, stderr_file.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", "--config", str(routes), "--listen", f"127.0.0.1:{port}"],
+            [sys.executable, "-m", "gateway", "run", "--config", str(routes), "--listen", f"127.0.0.1:{port}"]
+            + ["--admin-listen", f"127.0.0.1:{free_port()}"],  # never the default 9090: it may be taken
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
