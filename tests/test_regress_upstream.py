@@ -402,3 +402,48 @@ routes:
     reply = await converse(port, f"GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n".encode(), GUARD)
     assert status_of(reply.data) == status, reply.data[:300]
     assert await happens(firehose.closed), "the upstream stream the filter dropped was never closed"
+
+
+# -- issue 9, finding 6: bytes after a complete `Connection: close` response -----------------------------------------
+
+
+@pytest.mark.parametrize("same_segment", [True, False], ids=["same-segment", "later-segment"])
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_extra_bytes_after_a_complete_close_response_are_dropped(
+    same_segment: bool, framing: str, start_raw: StartRaw, start_gateway: StartGateway
+) -> None:
+    """The complete response is delivered whichever segment the extra bytes share; they are dropped and the
+    connection is never used again (the second request arrives on a fresh upstream connection)."""
+    body = b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+    body += (
+        b"Content-Length: 6\r\n\r\nfirst\n"
+        if framing == "content-length"
+        else b"Transfer-Encoding: chunked\r\n\r\n6\r\nfirst\n\r\n0\r\n\r\n"
+    )
+    extra = b"HTTP/1.1 200 OK\r\nX-Smuggled: 1\r\nContent-Length: 6\r\n\r\nsecond"
+    per_connection: list[int] = []
+
+    async def close_then_garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = len(per_connection)
+        per_connection.append(0)
+        await reader.readuntil(b"\r\n\r\n")
+        per_connection[me] += 1
+        if same_segment:
+            writer.write(body + extra)
+        else:
+            writer.write(body)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # most likely its own segment; the assertions hold either way
+            writer.write(extra)
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # hold the connection: only the gateway may decide not to reuse it
+
+    gw = await start_gateway(api_route(await start_raw(close_then_garbage)))
+    for _ in range(2):
+        reply = await converse(gw.port, GET_API)
+        responses = parse_responses(reply.data)
+        assert [r.status for r in responses] == [200], reply.data[:300]
+        assert responses[0].body == b"first\n"
+        assert b"second" not in reply.data and b"x-smuggled" not in reply.data.lower()
+    assert per_connection == [1, 1], "a connection that announced Connection: close was reused"

@@ -323,13 +323,22 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Unsolicited):
-                self._parser = None  # the rest belongs to no request of ours; close once this response is done
+                self._drop_rest()
             else:
                 error = cause if isinstance(cause, GatewayError) else UpstreamProtocolError(f"invalid response: {exc}")
                 self._fail(error)
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
+            if self._done:
+                # llhttp refuses any byte after a complete `Connection: close` response: that response stands.
+                self._drop_rest()
+            else:
+                self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
         return False
+
+    def _drop_rest(self) -> None:
+        """Bytes after a complete response belong to no request of ours: drop them, never reuse the connection."""
+        self._parser = None
+        self.reusable = False  # SECURITY: a queued second message would answer the next request
 
     # -- parser callbacks -------------------------------------------------------------------------------------
     def on_message_begin(self) -> None:
