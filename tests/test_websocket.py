@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
-from tests.conftest import StartGateway, StartUpstream, Upstream, raw_exchange, status_of
+from tests.conftest import StartGateway, StartRaw, StartUpstream, Upstream, raw_exchange, status_of
 from tests.helpers import app_serving, dechunk
 
 GUARD = 10.0  # seconds: only a guard against a hang, never a measurement
@@ -178,3 +178,69 @@ async def test_upgrade_on_an_http_route_is_forwarded_without_upgrade(
     assert "upgrade" not in names
     assert "upgrade" not in names.get("connection", "").lower()
     assert len(upstream.hits) == 1
+
+
+# -- issue 9, finding 1: only `websocket` upgrades on ws routes ---------------------------------------------------
+
+
+H2C = (
+    b"GET /demo/echo HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("token", [b"h2c", b"TLS/1.2", b"websocket2", b"foo, websocket"])
+async def test_a_non_websocket_upgrade_on_a_ws_route_is_plain_http(
+    token: bytes, upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    """Never a 101 and a tunnel that bypasses the route's predicates and filters: the Upgrade (and the fields
+    Connection names) are dropped and the request is proxied as plain HTTP, as Envoy does with h2c."""
+    gw = await start_gateway(routes(upstream.port))
+    raw = await raw_exchange(gw.port, H2C.replace(b"Upgrade: h2c", b"Upgrade: " + token))
+    assert status_of(raw) == 200, raw[:300]
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"upgrade" not in head.lower()
+    seen: dict[str, Any] = json.loads(body if b"chunked" not in head.lower() else dechunk(body)[0])
+    assert seen["method"] == "GET" and seen["path"] == "/echo"
+    names = {name.lower(): value for name, value in seen["headers"]}
+    assert "upgrade" not in names and "http2-settings" not in names
+    assert "upgrade" not in names.get("connection", "").lower()
+
+
+@pytest.mark.parametrize("answer", [b"h2c", b"websocket2", None])
+async def test_an_upstream_101_to_another_protocol_is_502(
+    answer: bytes | None, start_raw: StartRaw, start_gateway: StartGateway
+) -> None:
+    """A client asked for websocket; an upstream switching to anything else (or naming nothing) is a bad gateway."""
+
+    async def switch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        upgrade = b"" if answer is None else b"Upgrade: " + answer + b"\r\n"
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n" + upgrade + b"\r\n")
+        await writer.drain()
+        await reader.read()
+
+    gw = await start_gateway(routes(await start_raw(switch)))
+    raw = await raw_exchange(gw.port, WS_REQUEST)
+    assert status_of(raw) == 502, raw[:300]
+
+
+async def test_the_101_names_the_protocol_the_upstream_switched_to(
+    start_raw: StartRaw, start_gateway: StartGateway
+) -> None:
+    async def switch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    gw = await start_gateway(routes(await start_raw(switch)))
+    raw = await raw_exchange(gw.port, WS_REQUEST.replace(b"Upgrade: websocket", b"Upgrade: WEBSOCKET"), read_timeout=1)
+    assert status_of(raw) == 101, raw[:300]
+    assert b"\r\nUpgrade: WebSocket\r\n" in raw.partition(b"\r\n\r\n")[0]
+
+
+WS_REQUEST = (
+    b"GET /demo/ws HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)

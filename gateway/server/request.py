@@ -158,8 +158,10 @@ def build_exchange(head: RequestHead, proto: HttpProtocol, settings: Settings) -
     )
     if canonical.escapes:
         exchange.set(PATH_ESCAPES, canonical.escapes)
-    if upgrade:
-        exchange.set(UPGRADE, upgrade.strip().lower())
+    if upgrade and upgrade.strip().lower() == "websocket":
+        # SECURITY: only WebSocket is tunnelled. Any other token (h2c, TLS/1.2) would open a byte stream past every
+        # predicate and filter for all later requests on it; it is dropped (hop-by-hop) and served as plain HTTP.
+        exchange.set(UPGRADE, "websocket")
     new_parent = _trace(exchange, fields, proto.trusted_peer, id_lower)
     if fields.strip:
         headers.remove_many(fields.strip)

@@ -263,7 +263,8 @@ class ResponseWriter:
         """Write the 101 head, then copy bytes both ways until either side closes."""
         assert pending.exchange is not None
         proto = self.proto
-        protocol = pending.exchange.get(UPGRADE) or "websocket"
+        # The upstream's token (the forwarder checked it is the one the client asked for), never the client's.
+        protocol = getattr(response.tunnel, "protocol", None) or pending.exchange.get(UPGRADE) or "websocket"
         self.head_sent = True
         self.write(build_head(101, response.reason, response.headers, f"Upgrade: {protocol}\r\n", "Upgrade"))
         sink = StreamBody(None, lambda: proto.pause_reading(sink), lambda: proto.resume_reading(sink))

@@ -457,10 +457,14 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class ConnectionTunnel:
-    """The `Tunnel` of an upgraded upstream connection: raw bytes both ways."""
+    """The `Tunnel` of an upgraded upstream connection: raw bytes both ways.
 
-    def __init__(self, conn: UpstreamConnection) -> None:
+    `protocol` is the upstream's `Upgrade` token, as it wrote it: the 101 to the client names it.
+    """
+
+    def __init__(self, conn: UpstreamConnection, protocol: str = "websocket") -> None:
         self.conn = conn
+        self.protocol = protocol
 
     async def read(self) -> bytes:
         tunnel = self.conn.tunnel
