@@ -32,7 +32,7 @@ from gateway.errors import (
 from gateway.exchange import Exchange, Response
 from gateway.headers import Headers
 from gateway.metrics import METRICS
-from gateway.server.request import RequestHead, build_exchange
+from gateway.server.request import EdgeFields, RequestHead, build_exchange
 from gateway.server.writer import UPGRADE_PAUSE, ResponseWriter
 from gateway.settings import Settings
 
@@ -68,9 +68,16 @@ class Pending:
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, handler: Handler, settings: Settings, connections: set[HttpProtocol]) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        settings: Settings,
+        connections: set[HttpProtocol],
+        edge_fields: EdgeFields | None = None,
+    ) -> None:
         self.handler = handler
         self.settings = settings
+        self.edge_fields = edge_fields or EdgeFields.of(settings)  # the server builds it once for all connections
         self.limits = settings.limits
         self.timeouts = settings.timeouts
         self.id_header = settings.observability.request_id_header

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 
 from gateway.server.protocol import Handler, HttpProtocol
+from gateway.server.request import EdgeFields
 from gateway.settings import Settings
 
 
@@ -59,9 +60,10 @@ async def start_data_server(
     """Listen on the configured (or given) address — or serve an inherited listening `sock` — with `handler`."""
     loop = asyncio.get_running_loop()
     connections: set[HttpProtocol] = set()
+    edge_fields = EdgeFields.of(settings)
 
     def factory() -> HttpProtocol:
-        return HttpProtocol(handler, settings, connections)
+        return HttpProtocol(handler, settings, connections, edge_fields)
 
     if sock is not None:
         server = await loop.create_server(factory, sock=sock, backlog=1024)
