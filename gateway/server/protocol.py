@@ -47,7 +47,10 @@ HEAD_SLICE = 16 * 1024
 #: sends (lingering close): closing with unread input makes the kernel reset the connection and the client
 #: would lose the response it has not read yet.
 LINGER_SECONDS = 5.0
-_PIPELINE, _STOPPED, _DRAIN = "pipeline", "stopped", "drain"
+_PIPELINE, _STOPPED, _DRAIN, _HELD = "pipeline", "stopped", "drain", "held"
+#: Every request head, and every chunked body, ends with this: a read holding fewer of them than the pipelining
+#: queue has room for cannot overfill it, and pieces cut after one end at most one head each.
+_HEAD_END = b"\r\n\r\n"
 
 
 class Pending:
@@ -110,6 +113,8 @@ class HttpProtocol(asyncio.Protocol):
         self.head_budget = self.head_limit
         self.tunnel_sink: StreamBody | None = None
         self.upgrade_rest = b""
+        #: Bytes read but not parsed yet because `limits.max_pipelined` requests wait (back-pressure, not a 400).
+        self.held = b""
         self._reset_message()
 
     # -- connection lifecycle ---------------------------------------------------------------------------------
@@ -165,10 +170,65 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.dead_parser or self.lingering:
             return  # after the last request of this connection: discarded
-        if not self.in_body and len(data) > HEAD_SLICE:
+        if self.held:
+            self.held += data  # read before pausing took effect: parsed after what is already held
+            return
+        self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
+        if self._may_overfill(data):
+            self._feed_bounded(data)
+        elif not self.in_body and len(data) > HEAD_SLICE:
             self._feed_slices(data)
         elif self._charge_head(len(data)):
             self._feed(data, data, 0)
+
+    def _may_overfill(self, data: bytes) -> bool:
+        """True when parsing all of `data` could queue more than `limits.max_pipelined` requests.
+
+        Each request queued while `data` is parsed has its head end in it (but one head already begun), so
+        counting head ends bounds them; the bytes that surely belong to the body being read are skipped.
+        """
+        start = 0
+        if self.in_body:
+            body = self.current.body if self.current is not None else None
+            if isinstance(body, StreamBody) and body.length is not None:
+                start = body.length - body.received
+                if start >= len(data):
+                    return False  # all of it is this body (the usual case of an upload): nothing to count
+        room = self.limits.max_pipelined - len(self.queue)
+        return data.count(_HEAD_END, start) + self.reading_head > room
+
+    def _feed_bounded(self, data: bytes) -> None:
+        """Feed `data` in pieces that end after a head end, and stop between messages once the queue is full.
+
+        The rest is held, and reading paused, until a response frees a place (`_release_held`): a client pipelining
+        more than the queue holds is slowed down, not refused. A piece ends at most one more head, so the queue
+        holds at most one request more than the limit.
+        """
+        view, pos, size = memoryview(data), 0, len(data)
+        while pos < size and not self.dead_parser:
+            if not self.in_body and len(self.queue) >= self.limits.max_pipelined:
+                self.held = data[pos:]
+                self.pause_reading(_HELD)
+                if self.reading_head:
+                    self._disarm()  # we stopped reading this head, the client did not
+                return
+            end = data.find(_HEAD_END, pos)
+            stop = size if end < 0 else end + len(_HEAD_END)
+            if not self.in_body:
+                stop = min(stop, pos + HEAD_SLICE)
+            piece = view[pos:stop]
+            if not self._charge_head(len(piece)) or not self._feed(piece, data, pos):
+                return
+            pos = stop
+
+    def _release_held(self) -> None:
+        """A place in the queue came free: parse what was held back, then read from the socket again."""
+        held, self.held = self.held, b""
+        self._receive(held)
+        if not self.held:
+            self.resume_reading(_HELD)
 
     def _charge_head(self, size: int) -> bool:
         """Count bytes read while no body is being read; refuse the head once its budget is spent."""
@@ -302,8 +362,6 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- serving ----------------------------------------------------------------------------------------------
     def _enqueue(self, pending: Pending) -> None:
-        if len(self.queue) >= self.limits.max_pipelined and pending.error is None:
-            raise BadRequest(f"more than {self.limits.max_pipelined} pipelined requests")
         self.queue.append(pending)
         if self.task is None:
             self.task = self.loop.create_task(self._serve())
@@ -340,9 +398,13 @@ class HttpProtocol(asyncio.Protocol):
                 if not keep_open or self.client_eof or self.dead_parser and not self.queue:
                     self.linger_close()
                     return
+                if self.held and not self.draining and len(self.queue) < self.limits.max_pipelined:
+                    self._release_held()
+                    if self.reading_head and not self.held:
+                        self._arm(self.timeouts.header_read, self._on_header_timeout)
                 if len(self.queue) <= 1 and _PIPELINE in self.paused_by:
                     self.resume_reading(_PIPELINE)
-                    if self.reading_head:
+                    if self.reading_head and not self.held:
                         self._arm(self.timeouts.header_read, self._on_header_timeout)
         except asyncio.CancelledError:
             pass  # the client left (the writer logged a request in progress as 499), or the idle connection closed
