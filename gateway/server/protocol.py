@@ -32,6 +32,7 @@ from gateway.errors import (
 from gateway.exchange import Exchange, Response
 from gateway.headers import Headers
 from gateway.metrics import METRICS
+from gateway.server.chunks import MAX_CHUNK_LINE, ChunkLines
 from gateway.server.request import EdgeFields, RequestHead, build_exchange
 from gateway.server.writer import UPGRADE_PAUSE, ResponseWriter
 from gateway.settings import Settings
@@ -51,6 +52,9 @@ _PIPELINE, _STOPPED, _DRAIN, _HELD = "pipeline", "stopped", "drain", "held"
 #: Every request head, and every chunked body, ends with this: a read holding fewer of them than the pipelining
 #: queue has room for cannot overfill it, and pieces cut after one end at most one head each.
 _HEAD_END = b"\r\n\r\n"
+#: The shortest request llhttp completes ("GET /" and the head end): a read shorter than this many bytes per free
+#: place in the queue cannot overfill it, without counting anything.
+_SHORTEST_REQUEST = 9
 
 
 class Pending:
@@ -82,6 +86,7 @@ class HttpProtocol(asyncio.Protocol):
         self.settings = settings
         self.edge_fields = edge_fields or EdgeFields.of(settings)  # the server builds it once for all connections
         self.limits = settings.limits
+        self.max_pipelined = settings.limits.max_pipelined
         self.timeouts = settings.timeouts
         self.id_header = settings.observability.request_id_header
         self.id_lower = self.id_header.lower()
@@ -115,6 +120,8 @@ class HttpProtocol(asyncio.Protocol):
         self.upgrade_rest = b""
         #: Bytes read but not parsed yet because `limits.max_pipelined` requests wait (back-pressure, not a 400).
         self.held = b""
+        #: The bound on chunk-size lines of the chunked request body being read, if any.
+        self.chunk_lines: ChunkLines | None = None
         self._reset_message()
 
     # -- connection lifecycle ---------------------------------------------------------------------------------
@@ -196,7 +203,9 @@ class HttpProtocol(asyncio.Protocol):
                 start = body.length - body.received
                 if start >= len(data):
                     return False  # all of it is this body (the usual case of an upload): nothing to count
-        room = self.limits.max_pipelined - len(self.queue)
+        room = self.max_pipelined - len(self.queue)
+        if len(data) - start < _SHORTEST_REQUEST * (room - 1):
+            return False  # the usual case of a request in a read of its own
         return data.count(_HEAD_END, start) + self.reading_head > room
 
     def _feed_bounded(self, data: bytes) -> None:
@@ -208,7 +217,7 @@ class HttpProtocol(asyncio.Protocol):
         """
         view, pos, size = memoryview(data), 0, len(data)
         while pos < size and not self.dead_parser:
-            if not self.in_body and len(self.queue) >= self.limits.max_pipelined:
+            if not self.in_body and len(self.queue) >= self.max_pipelined:
                 self.held = data[pos:]
                 self.pause_reading(_HELD)
                 if self.reading_head:
@@ -251,7 +260,11 @@ class HttpProtocol(asyncio.Protocol):
         """Feed llhttp; False once this connection's parsing stopped (error or upgrade)."""
         try:
             self.parser.feed_data(piece)
-            return True
+            lines = self.chunk_lines
+            if lines is None or lines.account(len(piece)):
+                return True
+            # SECURITY: llhttp would skip an extension of any size; Node refuses one over 16 KiB too.
+            self._fail(BadRequest(f"a chunk-size line or the trailers exceed {MAX_CHUNK_LINE} bytes"))
         except httptools.HttpParserUpgrade as upgrade:
             self.upgrade_rest = data[base + upgrade.args[0] :]
             self.dead_parser = True  # after an upgrade request the connection is the tunnel's or closes
@@ -323,7 +336,16 @@ class HttpProtocol(asyncio.Protocol):
         if current is not None and isinstance(current.body, StreamBody):
             current.body.feed(data)
 
+    def on_chunk_header(self) -> None:
+        if self.chunk_lines is not None:
+            self.chunk_lines.on_line()
+
+    def on_chunk_complete(self) -> None:
+        if self.chunk_lines is not None:
+            self.chunk_lines.on_end()
+
     def on_message_complete(self) -> None:
+        self.chunk_lines = None
         current = self.current
         if current is not None and isinstance(current.body, StreamBody):
             current.body.feed_eof()
@@ -337,13 +359,16 @@ class HttpProtocol(asyncio.Protocol):
     def new_body(self, length: int | None, expect_continue: bool) -> StreamBody:
         """A request body fed from this connection, with flow control back to the socket."""
         owner = object()
-        return StreamBody(
+        body = StreamBody(
             length,
             lambda: self.pause_reading(owner),
             lambda: self.resume_reading(owner),
             on_first_read=self.writer.send_continue if expect_continue else None,
             idle_timeout=self.timeouts.body_idle,
         )
+        if length is None:
+            self.chunk_lines = ChunkLines(body)
+        return body
 
     def pause_reading(self, owner: object) -> None:
         """Stop reading on behalf of `owner`; idempotent per owner."""
@@ -373,6 +398,7 @@ class HttpProtocol(asyncio.Protocol):
     def _fail(self, error: GatewayError) -> None:
         """The request being read is refused: answer it in turn, then close. Stop parsing this connection."""
         self.dead_parser = True
+        self.chunk_lines = None
         self._disarm()
         current, self.current = self.current, None
         self.pause_reading(_STOPPED)
@@ -398,7 +424,7 @@ class HttpProtocol(asyncio.Protocol):
                 if not keep_open or self.client_eof or self.dead_parser and not self.queue:
                     self.linger_close()
                     return
-                if self.held and not self.draining and len(self.queue) < self.limits.max_pipelined:
+                if self.held and not self.draining and len(self.queue) < self.max_pipelined:
                     self._release_held()
                     if self.reading_head and not self.held:
                         self._arm(self.timeouts.header_read, self._on_header_timeout)
