@@ -35,6 +35,7 @@ from gateway.metrics import METRICS
 from gateway.server.chunks import MAX_CHUNK_LINE, ChunkLines
 from gateway.server.request import EdgeFields, RequestHead, build_exchange
 from gateway.server.writer import UPGRADE_PAUSE, ResponseWriter
+from gateway.server.wsrelay import WsRelay
 from gateway.settings import Settings
 
 log = logging.getLogger("sluicegate.server")
@@ -117,6 +118,7 @@ class HttpProtocol(asyncio.Protocol):
         self.head_limit = settings.limits.max_request_line + settings.limits.max_header_bytes + HEAD_SLICE
         self.head_budget = self.head_limit
         self.tunnel_sink: StreamBody | None = None
+        self.ws_relay: WsRelay | None = None
         self.upgrade_rest = b""
         #: Bytes read but not parsed yet because `limits.max_pipelined` requests wait (back-pressure, not a 400).
         self.held = b""
@@ -499,7 +501,7 @@ class HttpProtocol(asyncio.Protocol):
         """Graceful shutdown: an idle connection closes now; one with requests in flight closes after the last
         response to a request already read. Nothing more is read once the current message is complete."""
         self.draining = True
-        if not self.in_body:
+        if not self.in_body and self.tunnel_sink is None:  # a WebSocket keeps flowing both ways until the timeout
             self.pause_reading(_DRAIN)
         if not self.queue and not self.reading_head and self.tunnel_sink is None:
             self.close()

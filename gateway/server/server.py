@@ -10,6 +10,9 @@ from gateway.server.protocol import Handler, HttpProtocol
 from gateway.server.request import EdgeFields
 from gateway.settings import Settings
 
+#: Seconds the drain waits, after its timeout, for WebSocket frames in flight to end so close 1001 can follow them.
+GOING_AWAY_GRACE = 1.0
+
 
 @dataclass
 class DataServer:
@@ -34,7 +37,7 @@ class DataServer:
         """Stop accepting; let every request whose head was read finish (Connection: close), within `timeout`.
 
         Idle keep-alive connections close at once. Returns True when all connections ended in time; what is left
-        after `timeout` is closed.
+        after `timeout` is closed, a WebSocket after close 1001 both ways (within GOING_AWAY_GRACE more).
         """
         self.server.close()
         for proto in list(self.connections):
@@ -44,6 +47,11 @@ class DataServer:
         while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
         clean = not self.connections
+        # WebSockets still open get close 1001 (going away) both ways, as RFC 6455 §7.4.1 intends for a server
+        # shutting down, instead of a cut the client reads as 1006; a frame in flight is let through first.
+        going = [p.ws_relay.go_away() for p in self.connections if p.ws_relay is not None and not p.closing]
+        if going:
+            await asyncio.wait(going, timeout=GOING_AWAY_GRACE)
         for proto in list(self.connections):
             proto.close()
         return clean
