@@ -182,10 +182,8 @@ class HttpProtocol(asyncio.Protocol):
         if self.held:
             self.held += data  # read before pausing took effect: parsed after what is already held
             return
-        self._receive(data)
-
-    def _receive(self, data: bytes) -> None:
-        if self._may_overfill(data):
+        # Inline, for the usual read of one request: shorter than the shortest requests the queue has room for.
+        if len(data) >= _SHORTEST_REQUEST * (self.max_pipelined - 1 - len(self.queue)) and self._may_overfill(data):
             self._feed_bounded(data)
         elif not self.in_body and len(data) > HEAD_SLICE:
             self._feed_slices(data)
@@ -207,15 +205,15 @@ class HttpProtocol(asyncio.Protocol):
                     return False  # all of it is this body (the usual case of an upload): nothing to count
         room = self.max_pipelined - len(self.queue)
         if len(data) - start < _SHORTEST_REQUEST * (room - 1):
-            return False  # the usual case of a request in a read of its own
+            return False  # fewer bytes than `room` requests need
         return data.count(_HEAD_END, start) + self.reading_head > room
 
     def _feed_bounded(self, data: bytes) -> None:
         """Feed `data` in pieces that end after a head end, and stop between messages once the queue is full.
 
         The rest is held, and reading paused, until a response frees a place (`_release_held`): a client pipelining
-        more than the queue holds is slowed down, not refused. A piece ends at most one more head, so the queue
-        holds at most one request more than the limit.
+        more than the queue holds is slowed down, not refused. A piece completes one head (two when it also ends one
+        begun in an earlier read), so the queue overshoots the limit by one request at most.
         """
         view, pos, size = memoryview(data), 0, len(data)
         while pos < size and not self.dead_parser:
@@ -237,7 +235,7 @@ class HttpProtocol(asyncio.Protocol):
     def _release_held(self) -> None:
         """A place in the queue came free: parse what was held back, then read from the socket again."""
         held, self.held = self.held, b""
-        self._receive(held)
+        self.data_received(held)  # as if just read (and dropped if parsing stopped meanwhile)
         if not self.held:
             self.resume_reading(_HELD)
 
