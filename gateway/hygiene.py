@@ -2,7 +2,8 @@
 
 RFC 9110 §7.6.1: a proxy removes `Connection` and every field it names, plus the classic hop-by-hop set, in both
 directions. Forwarding headers (X-Forwarded-*, Forwarded, X-Real-IP) from a peer that is not a trusted proxy
-are removed on arrival and written afresh on the way out (CVE-2025-41235 in SCG was trusting them from anyone).
+are removed on arrival and written afresh on the way out (CVE-2025-41235 in SCG was trusting them from anyone); so
+are the `proxy_only_headers` setting's client-IP and URL-override fields (gateway/server/request.py `EdgeFields`).
 """
 
 from __future__ import annotations

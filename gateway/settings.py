@@ -20,9 +20,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gateway.addresses import parse_ip
 from gateway.config.binding import error_message
 from gateway.errors import ConfigError, ConfigIssue
-from gateway.headers import TOKEN_PATTERN
+from gateway.headers import TOKEN_PATTERN, is_token
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Default `proxy_only_headers`: claims about the client or the URL that frameworks and CDNs trust from a proxy.
+PROXY_ONLY_HEADERS = (
+    "True-Client-IP",
+    "X-Client-IP",
+    "CF-Connecting-IP",
+    "X-Cluster-Client-IP",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+)
+#: Fields the edge rules read to frame and route a request: never removable through `proxy_only_headers`.
+_EDGE_FIELDS = frozenset({"host", "content-length", "transfer-encoding"})
 
 
 class _Model(BaseModel):
@@ -174,6 +185,11 @@ class Settings(_Model):
     trusted_proxies: tuple[IPNetwork, ...] = Field(
         (), description="CIDRs of proxies whose X-Forwarded-*/Forwarded headers are kept and appended to."
     )
+    proxy_only_headers: tuple[str, ...] = Field(
+        PROXY_ONLY_HEADERS,
+        description="Request headers only a trusted proxy may send (client-IP and URL-override claims): removed "
+        "when the socket peer is not in trusted_proxies, as X-Forwarded-*, Forwarded and X-Real-IP always are.",
+    )
     timeouts: Timeouts = Field(default_factory=Timeouts)
     limits: Limits = Field(default_factory=Limits)
     upstream_tls: UpstreamTls = Field(default_factory=UpstreamTls)
@@ -188,6 +204,20 @@ class Settings(_Model):
         if isinstance(value, list | tuple):
             return tuple(ipaddress.ip_network(str(v), strict=False) for v in value)
         return value
+
+    @field_validator("proxy_only_headers", mode="before")
+    @classmethod
+    def _header_names(cls, value: object) -> object:
+        if isinstance(value, str):  # SLUICEGATE_PROXY_ONLY_HEADERS=True-Client-IP,X-Client-IP
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            return value
+        for name in value:
+            if not isinstance(name, str) or not is_token(name):
+                raise ValueError(f"{name!r} is not a header name")
+            if name.lower() in _EDGE_FIELDS:
+                raise ValueError(f"{name!r} is needed by the gateway itself and cannot be removed this way")
+        return tuple(value)
 
     def is_trusted_proxy(self, address: str) -> bool:
         """True when the socket peer `address` is inside one of `trusted_proxies`."""

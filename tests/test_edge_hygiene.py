@@ -9,7 +9,8 @@ import json
 import pytest
 from aiohttp import web
 
-from gateway.settings import Settings
+from gateway.errors import ConfigError
+from gateway.settings import Settings, load_settings
 from tests.conftest import StartGateway, StartUpstream, Upstream, status_of
 from tests.helpers import app_serving, catch_all, converse, echoed, echoed_header, header_names, parse_responses
 
@@ -188,6 +189,62 @@ async def test_trusted_list_without_the_peer_strips(upstream: Upstream, start_ga
     echo = echoed(reply.data)
     assert echoed_header(echo, "x-forwarded-for") == ["127.0.0.1"]
     assert echoed_header(echo, "x-real-ip") == []
+
+
+# -- issue 9, finding 2: client-IP and URL-override claims ----------------------------------------------------------
+
+PROXY_ONLY_CLAIMS = [
+    ("True-Client-IP", "203.0.113.9"),
+    ("X-Client-IP", "203.0.113.9"),
+    ("cf-connecting-ip", "203.0.113.9"),
+    ("X-Cluster-Client-IP", "203.0.113.9"),
+    ("X-Original-URL", "/admin"),
+    ("X-REWRITE-URL", "/admin"),
+]
+
+
+async def test_untrusted_client_ip_and_url_override_claims_are_stripped(
+    upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    gw = await start_gateway(catch_all(upstream))
+    reply = await converse(gw.port, get("/claims", *PROXY_ONLY_CLAIMS, ("X-Kept", "yes")))
+    assert status_of(reply.data) == 200
+    echo = echoed(reply.data)
+    names = header_names(echo)
+    for name, _ in PROXY_ONLY_CLAIMS:
+        assert name.lower() not in names
+    assert echoed_header(echo, "x-kept") == ["yes"]
+    for _, value in echo["headers"]:
+        assert "203.0.113.9" not in value and value != "/admin"
+
+
+async def test_a_trusted_proxy_may_send_client_ip_and_url_override_claims(
+    upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    settings = Settings(trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+    gw = await start_gateway(catch_all(upstream), settings)
+    reply = await converse(gw.port, get("/claims", *PROXY_ONLY_CLAIMS))
+    echo = echoed(reply.data)
+    for name, value in PROXY_ONLY_CLAIMS:
+        assert echoed_header(echo, name) == [value]
+
+
+async def test_the_proxy_only_list_is_configurable(upstream: Upstream, start_gateway: StartGateway) -> None:
+    settings = Settings(proxy_only_headers=("X-Internal-User",))
+    gw = await start_gateway(catch_all(upstream), settings)
+    reply = await converse(gw.port, get("/claims", ("x-internal-user", "root"), ("True-Client-IP", "203.0.113.9")))
+    echo = echoed(reply.data)
+    assert echoed_header(echo, "x-internal-user") == []
+    assert echoed_header(echo, "true-client-ip") == ["203.0.113.9"]  # the list replaces the default one
+
+
+def test_proxy_only_headers_from_the_environment_and_refused_names() -> None:
+    loaded = load_settings(None, environ={"SLUICEGATE_PROXY_ONLY_HEADERS": "X-A, X-B"})
+    assert loaded.proxy_only_headers == ("X-A", "X-B")
+    for bad in (["X A"], ["Host"], ["content-length"], [""]):
+        with pytest.raises(ConfigError) as info:
+            load_settings(None, {"proxy_only_headers": bad}, environ={})
+        assert [issue.path for issue in info.value.issues] == ["proxy_only_headers"]
 
 
 # -- Host and transparency -----------------------------------------------------------------------------------

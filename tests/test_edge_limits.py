@@ -4,6 +4,7 @@ bodies, `Expect: 100-continue`, pipelining, HTTP/1.0, and CR/LF injection throug
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 from aiohttp import web
@@ -307,3 +308,118 @@ async def test_path_variable_cannot_inject_a_header(upstream: Upstream, start_ga
     for hit in upstream.hits:
         assert "X-Injected" not in hit.headers
         assert all("\r" not in v and "\n" not in v for v in hit.headers.values())
+
+
+# -- issue 9, finding 3: chunk extensions are bounded --------------------------------------------------------
+
+
+CHUNKED_HEAD = b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def recording_sink(outcomes: list[str], settled: asyncio.Event) -> web.Application:
+    """An upstream that records whether each body it got was complete (and how long) or aborted."""
+
+    async def sink(request: web.Request) -> web.Response:
+        try:
+            data = await request.read()
+            outcomes.append(f"complete:{len(data)}")
+        except Exception as exc:
+            outcomes.append(f"aborted:{type(exc).__name__}")
+            raise
+        finally:
+            settled.set()
+        return web.Response(text="got it")
+
+    return app_serving("/upload", sink, method="POST")
+
+
+async def test_a_1_mib_chunk_extension_is_400(start_upstream: StartUpstream, start_gateway: StartGateway) -> None:
+    outcomes: list[str] = []
+    settled = asyncio.Event()
+    upstream = await start_upstream(recording_sink(outcomes, settled))
+    gw = await start_gateway(catch_all(upstream))
+    reply = await converse(gw.port, CHUNKED_HEAD + b"1;ext=" + b"e" * (1 << 20) + b"\r\nX\r\n0\r\n\r\n")
+    assert status_of(reply.data) == 400, reply.data[:200]
+    assert b"chunk" in reply.data
+    if upstream.hits:
+        await asyncio.wait_for(settled.wait(), SOCKET_GUARD)
+    assert not any(outcome.startswith("complete") for outcome in outcomes), outcomes
+
+
+async def test_a_trickled_chunk_extension_is_400_once_over_16_kib(
+    start_upstream: StartUpstream, start_gateway: StartGateway
+) -> None:
+    outcomes: list[str] = []
+    settled = asyncio.Event()
+    upstream = await start_upstream(recording_sink(outcomes, settled))
+    gw = await start_gateway(catch_all(upstream))
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    sent = 0
+    try:
+        writer.write(CHUNKED_HEAD + b"5\r\nhello\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the head in a read of its own, most likely; the assertions hold either way
+        writer.write(b"1;ext=")
+        answer = asyncio.create_task(read_until_closed(reader))
+        while not answer.done() and sent < (1 << 20):  # the bound on sent bytes is the guard
+            writer.write(b"e" * 1024)
+            await writer.drain()
+            sent += 1024
+            await asyncio.sleep(0.005)  # its own segment, most likely: a trickle
+        data, closed = await answer
+    finally:
+        writer.close()
+    assert status_of(data) == 400, data[:200]
+    assert closed
+    assert sent < 64 * 1024, "the extension was read far beyond its bound"
+    if upstream.hits:
+        await asyncio.wait_for(settled.wait(), SOCKET_GUARD)
+    assert not any(outcome.startswith("complete") for outcome in outcomes), outcomes
+
+
+async def test_chunk_extensions_within_the_bound_pass(upstream: Upstream, start_gateway: StartGateway) -> None:
+    """Extensions up to 16 KiB each (the size Node allows), in reads of their own or many in one read."""
+    gw = await start_gateway(catch_all(upstream))
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        writer.write(CHUNKED_HEAD)
+        await writer.drain()
+        extension = b";e=" + b"v" * (16 * 1024 - 3)  # 16 KiB of extension, `;` included
+        for part in (b"3" + extension[:8000], extension[8000:], b"\r\nabc\r\n"):
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.02)  # separate reads, most likely; the assertions hold either way
+        writer.write(b"".join(b"2" + extension + b"\r\nde\r\n" for _ in range(40)) + b"0\r\n\r\n")
+        await writer.drain()
+        response = await read_response(reader)
+    finally:
+        writer.close()
+    assert status_of(response) == 200, response[:200]
+    assert echoed(response)["body_bytes"] == 3 + 40 * 2
+
+
+async def test_chunk_extension_bytes_do_not_reset_the_body_idle_clock(
+    start_upstream: StartUpstream, start_gateway: StartGateway
+) -> None:
+    """A trickle of extension bytes (well under the bound) is no body progress: 408 after body_idle."""
+    outcomes: list[str] = []
+    settled = asyncio.Event()
+    upstream = await start_upstream(recording_sink(outcomes, settled))
+    gw = await start_gateway(catch_all(upstream), quick(body_idle=0.5))
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        writer.write(CHUNKED_HEAD + b"5\r\nhello\r\n1;e=")
+        answer = asyncio.create_task(read_until_closed(reader, 6 * SOCKET_GUARD))
+        sent = 0
+        while not answer.done() and sent < 400:  # 20 s of trickle, 40 times the body-idle timeout
+            writer.write(b"v")
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            sent += 1
+            await asyncio.sleep(0.05)
+        data, closed = await answer
+    finally:
+        writer.close()
+    assert sent < 400, "the extension trickle kept the body alive"
+    assert status_of(data) == 408, data[:200]
+    assert closed

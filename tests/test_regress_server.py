@@ -19,7 +19,7 @@ from aiohttp import web
 from gateway.app import Gateway
 from gateway.exchange import Exchange, Next, Response
 from gateway.registry import Registry, load_registry
-from gateway.settings import Settings, Timeouts
+from gateway.settings import Limits, Settings, Timeouts
 from gateway.spec import ComponentConfig, FilterSpec
 from tests.conftest import StartGateway, StartRaw, StartUpstream, Upstream, status_of
 from tests.helpers import (
@@ -77,6 +77,53 @@ async def test_a_pipelined_burst_then_one_more_request_are_all_answered(
         response = await read_response(reader)
         assert response.status == 200
         assert echoed_path(response) == "/after"
+    finally:
+        writer.close()
+
+
+def post(path: str, body: bytes, *, chunked: bool = False) -> bytes:
+    if chunked:
+        framed = b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
+        return f"POST {path} HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + framed
+    return f"POST {path} HTTP/1.1\r\nHost: gw\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+async def test_more_pipelined_requests_than_the_queue_holds_are_all_answered_in_order(
+    upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    """Beyond limits.max_pipelined (32) the gateway stops reading instead of answering 400 (issue 9, finding 4)."""
+    gw = await start_gateway(catch_all(upstream))
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        writer.write(b"".join(get(f"/p{i}") for i in range(100)))  # one write
+        for i in range(100):
+            response = await read_response(reader)
+            assert response.status == 200, response
+            assert echoed_path(response) == f"/p{i}"
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5])
+async def test_pipelined_requests_with_bodies_beyond_a_small_queue_are_all_answered(
+    limit: int, upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    settings = Settings(limits=Limits(max_pipelined=limit))
+    gw = await start_gateway(catch_all(upstream), settings)
+    requests, expected = [], []
+    for i in range(30):
+        body = b"x" * (i * 37 % 300)
+        kind = i % 3
+        requests.append(get(f"/g{i}") if kind == 0 else post(f"/b{i}", body, chunked=kind == 2))
+        expected.append((f"/g{i}", 0) if kind == 0 else (f"/b{i}", len(body)))
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        writer.write(b"".join(requests))
+        for path, size in expected:
+            response = await read_response(reader)
+            assert response.status == 200, response
+            seen = echoed(b"HTTP/1.1 200 OK\r\n\r\n" + response.body)
+            assert (seen["path"], seen["body_bytes"]) == (path, size)
     finally:
         writer.close()
 

@@ -24,7 +24,7 @@ from gateway.registry import Registry, load_registry
 from gateway.settings import Settings, Timeouts
 from gateway.spec import ComponentConfig, FilterSpec
 from tests.conftest import StartGateway, StartRaw, status_of
-from tests.helpers import api_route, converse, parse_responses, read_until_closed
+from tests.helpers import api_route, converse, parse_responses, read_until_closed, reply_with
 
 GUARD = 10.0  # seconds: only a guard against a hang, never a measurement
 GET_API = b"GET /api/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
@@ -402,3 +402,103 @@ routes:
     reply = await converse(port, f"GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n".encode(), GUARD)
     assert status_of(reply.data) == status, reply.data[:300]
     assert await happens(firehose.closed), "the upstream stream the filter dropped was never closed"
+
+
+# -- issue 9, finding 6: bytes after a complete `Connection: close` response -----------------------------------------
+
+
+@pytest.mark.parametrize("same_segment", [True, False], ids=["same-segment", "later-segment"])
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_extra_bytes_after_a_complete_close_response_are_dropped(
+    same_segment: bool, framing: str, start_raw: StartRaw, start_gateway: StartGateway
+) -> None:
+    """The complete response is delivered whichever segment the extra bytes share; they are dropped and the
+    connection is never used again (the second request arrives on a fresh upstream connection)."""
+    body = b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+    body += (
+        b"Content-Length: 6\r\n\r\nfirst\n"
+        if framing == "content-length"
+        else b"Transfer-Encoding: chunked\r\n\r\n6\r\nfirst\n\r\n0\r\n\r\n"
+    )
+    extra = b"HTTP/1.1 200 OK\r\nX-Smuggled: 1\r\nContent-Length: 6\r\n\r\nsecond"
+    per_connection: list[int] = []
+
+    async def close_then_garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = len(per_connection)
+        per_connection.append(0)
+        await reader.readuntil(b"\r\n\r\n")
+        per_connection[me] += 1
+        if same_segment:
+            writer.write(body + extra)
+        else:
+            writer.write(body)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # most likely its own segment; the assertions hold either way
+            writer.write(extra)
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # hold the connection: only the gateway may decide not to reuse it
+
+    gw = await start_gateway(api_route(await start_raw(close_then_garbage)))
+    for _ in range(2):
+        reply = await converse(gw.port, GET_API)
+        responses = parse_responses(reply.data)
+        assert [r.status for r in responses] == [200], reply.data[:300]
+        assert responses[0].body == b"first\n"
+        assert b"second" not in reply.data and b"x-smuggled" not in reply.data.lower()
+    assert per_connection == [1, 1], "a connection that announced Connection: close was reused"
+
+
+# -- issue 9, finding 3: chunk extensions of a response are bounded -------------------------------------------------
+
+CHUNKED_OK = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+async def test_a_response_with_a_1_mib_chunk_extension_is_502(start_raw: StartRaw, start_gateway: StartGateway) -> None:
+    gw = await start_gateway(api_route(await start_raw(reply_with(CHUNKED_OK + b"1;e=" + b"v" * (1 << 20)))))
+    reply = await converse(gw.port, GET_API)
+    assert status_of(reply.data) == 502, reply.data[:300]
+    assert b"chunk" in reply.data
+
+
+async def test_a_trickled_response_chunk_extension_aborts_the_response(
+    start_raw: StartRaw, start_gateway: StartGateway
+) -> None:
+    """After the head went out the client's response is aborted (never completed) and the upstream dropped."""
+    sent = [0]
+    dropped = asyncio.Event()
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(CHUNKED_OK + b"5\r\nhello\r\n1;e=")
+        try:
+            while sent[0] < (1 << 20):  # the bound on sent bytes is the guard
+                await asyncio.sleep(0.005)
+                writer.write(b"v" * 1024)
+                await writer.drain()
+                sent[0] += 1024
+                if writer.is_closing() or reader.at_eof():
+                    break
+        except ConnectionError:
+            pass
+        dropped.set()
+
+    gw = await start_gateway(api_route(await start_raw(trickle)))
+    reply = await converse(gw.port, GET_API, guard=GUARD)
+    assert reply.closed
+    assert status_of(reply.data) == 200
+    assert not reply.data.endswith(b"0\r\n\r\n"), "an aborted response looked complete"
+    assert await happens(dropped)
+    assert sent[0] < 256 * 1024, "the upstream's extension was read far beyond its bound"
+
+
+async def test_response_chunk_extensions_within_the_bound_pass(
+    start_raw: StartRaw, start_gateway: StartGateway
+) -> None:
+    extension = b";e=" + b"v" * (16 * 1024 - 3)
+    body = b"".join(b"2" + extension + b"\r\nok\r\n" for _ in range(20)) + b"0\r\n\r\n"
+    gw = await start_gateway(api_route(await start_raw(reply_with(CHUNKED_OK + body))))
+    reply = await converse(gw.port, GET_API)
+    responses = parse_responses(reply.data)
+    assert [r.status for r in responses] == [200]
+    assert responses[0].body == b"ok" * 20

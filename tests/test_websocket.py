@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
-from tests.conftest import StartGateway, StartUpstream, Upstream, raw_exchange, status_of
+from gateway.server.wsrelay import FrameCursor
+from tests.conftest import StartGateway, StartRaw, StartUpstream, Upstream, raw_exchange, status_of
 from tests.helpers import app_serving, dechunk
 
 GUARD = 10.0  # seconds: only a guard against a hang, never a measurement
@@ -178,3 +179,188 @@ async def test_upgrade_on_an_http_route_is_forwarded_without_upgrade(
     assert "upgrade" not in names
     assert "upgrade" not in names.get("connection", "").lower()
     assert len(upstream.hits) == 1
+
+
+# -- issue 9, finding 1: only `websocket` upgrades on ws routes ---------------------------------------------------
+
+
+H2C = (
+    b"GET /demo/echo HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("token", [b"h2c", b"TLS/1.2", b"websocket2", b"foo, websocket"])
+async def test_a_non_websocket_upgrade_on_a_ws_route_is_plain_http(
+    token: bytes, upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    """Never a 101 and a tunnel that bypasses the route's predicates and filters: the Upgrade (and the fields
+    Connection names) are dropped and the request is proxied as plain HTTP, as Envoy does with h2c."""
+    gw = await start_gateway(routes(upstream.port))
+    raw = await raw_exchange(gw.port, H2C.replace(b"Upgrade: h2c", b"Upgrade: " + token))
+    assert status_of(raw) == 200, raw[:300]
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"upgrade" not in head.lower()
+    seen: dict[str, Any] = json.loads(body if b"chunked" not in head.lower() else dechunk(body)[0])
+    assert seen["method"] == "GET" and seen["path"] == "/echo"
+    names = {name.lower(): value for name, value in seen["headers"]}
+    assert "upgrade" not in names and "http2-settings" not in names
+    assert "upgrade" not in names.get("connection", "").lower()
+
+
+@pytest.mark.parametrize("answer", [b"h2c", b"websocket2", None])
+async def test_an_upstream_101_to_another_protocol_is_502(
+    answer: bytes | None, start_raw: StartRaw, start_gateway: StartGateway
+) -> None:
+    """A client asked for websocket; an upstream switching to anything else (or naming nothing) is a bad gateway."""
+
+    async def switch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        upgrade = b"" if answer is None else b"Upgrade: " + answer + b"\r\n"
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n" + upgrade + b"\r\n")
+        await writer.drain()
+        await reader.read()
+
+    gw = await start_gateway(routes(await start_raw(switch)))
+    raw = await raw_exchange(gw.port, WS_REQUEST)
+    assert status_of(raw) == 502, raw[:300]
+
+
+async def test_the_101_names_the_protocol_the_upstream_switched_to(
+    start_raw: StartRaw, start_gateway: StartGateway
+) -> None:
+    async def switch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    gw = await start_gateway(routes(await start_raw(switch)))
+    raw = await raw_exchange(gw.port, WS_REQUEST.replace(b"Upgrade: websocket", b"Upgrade: WEBSOCKET"), read_timeout=1)
+    assert status_of(raw) == 101, raw[:300]
+    assert b"\r\nUpgrade: WebSocket\r\n" in raw.partition(b"\r\n\r\n")[0]
+
+
+WS_REQUEST = (
+    b"GET /demo/ws HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+# -- issue 9, finding 5: close 1001 at the drain timeout, between frames --------------------------------------------
+
+
+def frame(payload: bytes, *, opcode: int = 1, fin: bool = True, key: bytes | None = None) -> bytes:
+    """One WebSocket frame; masked when `key` is given (client to server)."""
+    size = len(payload)
+    if size < 126:
+        length = bytes([size])
+    elif size < 1 << 16:
+        length = b"\x7e" + size.to_bytes(2, "big")
+    else:
+        length = b"\x7f" + size.to_bytes(8, "big")
+    mask = 0x80 if key is not None else 0
+    head = bytes([(0x80 if fin else 0) | opcode, length[0] | mask]) + length[1:]
+    if key is None:
+        return head + payload
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [frame(b"")],
+        [frame(b"a" * 125), frame(b"b" * 126), frame(b"c" * 70_000)],
+        [frame(b"part", fin=False, key=b"\x01\x02\x03\x04"), frame(b"", opcode=9, key=b"kkkk"), frame(b"x" * 300)],
+    ],
+)
+def test_the_frame_cursor_finds_every_boundary_however_the_bytes_are_cut(frames: list[bytes]) -> None:
+    stream = b"".join(frames)
+    boundaries = {0}
+    for item in frames:
+        boundaries.add(max(boundaries) + len(item))
+    for step in (1, 2, 3, 7, 13, 64, len(stream)):
+        cursor, seen = FrameCursor(), set()
+        for start in range(0, len(stream), step):
+            piece = stream[start : start + step]
+            offset = 0
+            while offset < len(piece):
+                if cursor.at_boundary:
+                    seen.add(start + offset)
+                offset += cursor.advance(piece[offset:], stop_at_boundary=True) or cursor.advance(piece[offset:][:1])
+        if cursor.at_boundary:
+            seen.add(len(stream))
+        assert seen == boundaries, step
+
+
+def unmasked_close_code(data: bytes) -> int:
+    assert data[0] == 0x88 and data[1] & 0x7F == 2, data
+    if data[1] & 0x80:
+        key = data[2:6]
+        return int.from_bytes(bytes(b ^ key[i] for i, b in enumerate(data[6:8])), "big")
+    return int.from_bytes(data[2:4], "big")
+
+
+@pytest.mark.parametrize("mid_frame", ["client", "upstream"])
+async def test_the_drains_close_1001_waits_for_the_frame_in_flight(
+    mid_frame: str, start_raw: StartRaw, start_gateway: StartGateway
+) -> None:
+    """One side is inside a frame when the drain times out: the other side gets close 1001 at once; this one only
+    after its frame is complete, never inside it. The close frame to the upstream is masked, the client's not."""
+    key = b"\x11\x22\x33\x44"
+    client_frame, upstream_frame = frame(b"c" * 200, key=key), frame(b"u" * 200)
+    upstream_got = bytearray()
+    upstream_close = asyncio.Event()
+    upstream_finish = asyncio.Event()
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        if mid_frame == "upstream":
+            writer.write(upstream_frame[:50])
+        await writer.drain()
+        while data := await reader.read(65536):
+            upstream_got.extend(data)
+            if upstream_got.find(b"\x88\x82") >= 0 and not upstream_close.is_set():
+                upstream_close.set()
+                if mid_frame == "upstream":
+                    await upstream_finish.wait()
+                    writer.write(upstream_frame[50:])
+                    await writer.drain()
+
+    gw = await start_gateway(routes(await start_raw(upstream)))
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        writer.write(WS_REQUEST)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), GUARD)
+        assert status_of(head) == 101
+        if mid_frame == "client":
+            writer.write(client_frame[:60])
+            await writer.drain()
+        server = gw.gateway.server
+        assert server is not None
+        drained = asyncio.create_task(server.drain(0.05))
+        if mid_frame == "client":
+            received = await asyncio.wait_for(reader.readexactly(4), GUARD)  # the upstream side was between frames
+            assert unmasked_close_code(received) == 1001
+            writer.write(client_frame[60:])  # ... so the upstream's close frame must wait for this
+            await writer.drain()
+            rest = await asyncio.wait_for(reader.read(), GUARD)
+            assert rest == b""
+            await asyncio.wait_for(upstream_close.wait(), GUARD)
+            assert bytes(upstream_got[: len(client_frame)]) == client_frame
+            assert unmasked_close_code(bytes(upstream_got[len(client_frame) :])) == 1001
+        else:
+            await asyncio.wait_for(upstream_close.wait(), GUARD)  # the client side was between frames
+            assert unmasked_close_code(bytes(upstream_got)) == 1001
+            assert upstream_got[1] & 0x80, "a frame to the upstream must be masked"
+            upstream_finish.set()
+            received = await asyncio.wait_for(reader.read(), GUARD)
+            while not reader.at_eof():
+                received += await asyncio.wait_for(reader.read(), GUARD)
+            assert received[: len(upstream_frame)] == upstream_frame
+            assert unmasked_close_code(received[len(upstream_frame) :]) == 1001
+            assert len(received) == len(upstream_frame) + 4
+        await asyncio.wait_for(drained, GUARD)
+    finally:
+        writer.close()

@@ -32,8 +32,10 @@ from gateway.errors import (
 from gateway.exchange import Exchange, Response
 from gateway.headers import Headers
 from gateway.metrics import METRICS
-from gateway.server.request import RequestHead, build_exchange
+from gateway.server.chunks import MAX_CHUNK_LINE, ChunkLines
+from gateway.server.request import EdgeFields, RequestHead, build_exchange
 from gateway.server.writer import UPGRADE_PAUSE, ResponseWriter
+from gateway.server.wsrelay import WsRelay
 from gateway.settings import Settings
 
 log = logging.getLogger("sluicegate.server")
@@ -47,7 +49,13 @@ HEAD_SLICE = 16 * 1024
 #: sends (lingering close): closing with unread input makes the kernel reset the connection and the client
 #: would lose the response it has not read yet.
 LINGER_SECONDS = 5.0
-_PIPELINE, _STOPPED, _DRAIN = "pipeline", "stopped", "drain"
+_PIPELINE, _STOPPED, _DRAIN, _HELD = "pipeline", "stopped", "drain", "held"
+#: Every request head, and every chunked body, ends with this: a read holding fewer of them than the pipelining
+#: queue has room for cannot overfill it, and pieces cut after one end at most one head each.
+_HEAD_END = b"\r\n\r\n"
+#: The shortest request llhttp completes ("GET /" and the head end): a read shorter than this many bytes per free
+#: place in the queue cannot overfill it, without counting anything.
+_SHORTEST_REQUEST = 9
 
 
 class Pending:
@@ -68,10 +76,18 @@ class Pending:
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, handler: Handler, settings: Settings, connections: set[HttpProtocol]) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        settings: Settings,
+        connections: set[HttpProtocol],
+        edge_fields: EdgeFields | None = None,
+    ) -> None:
         self.handler = handler
         self.settings = settings
+        self.edge_fields = edge_fields or EdgeFields.of(settings)  # the server builds it once for all connections
         self.limits = settings.limits
+        self.max_pipelined = settings.limits.max_pipelined
         self.timeouts = settings.timeouts
         self.id_header = settings.observability.request_id_header
         self.id_lower = self.id_header.lower()
@@ -102,7 +118,12 @@ class HttpProtocol(asyncio.Protocol):
         self.head_limit = settings.limits.max_request_line + settings.limits.max_header_bytes + HEAD_SLICE
         self.head_budget = self.head_limit
         self.tunnel_sink: StreamBody | None = None
+        self.ws_relay: WsRelay | None = None
         self.upgrade_rest = b""
+        #: Bytes read but not parsed yet because `limits.max_pipelined` requests wait (back-pressure, not a 400).
+        self.held = b""
+        #: The bound on chunk-size lines of the chunked request body being read, if any.
+        self.chunk_lines: ChunkLines | None = None
         self._reset_message()
 
     # -- connection lifecycle ---------------------------------------------------------------------------------
@@ -158,10 +179,65 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.dead_parser or self.lingering:
             return  # after the last request of this connection: discarded
-        if not self.in_body and len(data) > HEAD_SLICE:
+        if self.held:
+            self.held += data  # read before pausing took effect: parsed after what is already held
+            return
+        # Inline, for the usual read of one request: shorter than the shortest requests the queue has room for.
+        if len(data) >= _SHORTEST_REQUEST * (self.max_pipelined - 1 - len(self.queue)) and self._may_overfill(data):
+            self._feed_bounded(data)
+        elif not self.in_body and len(data) > HEAD_SLICE:
             self._feed_slices(data)
         elif self._charge_head(len(data)):
             self._feed(data, data, 0)
+
+    def _may_overfill(self, data: bytes) -> bool:
+        """True when parsing all of `data` could queue more than `limits.max_pipelined` requests.
+
+        Each request queued while `data` is parsed has its head end in it (but one head already begun), so
+        counting head ends bounds them; the bytes that surely belong to the body being read are skipped.
+        """
+        start = 0
+        if self.in_body:
+            body = self.current.body if self.current is not None else None
+            if isinstance(body, StreamBody) and body.length is not None:
+                start = body.length - body.received
+                if start >= len(data):
+                    return False  # all of it is this body (the usual case of an upload): nothing to count
+        room = self.max_pipelined - len(self.queue)
+        if len(data) - start < _SHORTEST_REQUEST * (room - 1):
+            return False  # fewer bytes than `room` requests need
+        return data.count(_HEAD_END, start) + self.reading_head > room
+
+    def _feed_bounded(self, data: bytes) -> None:
+        """Feed `data` in pieces that end after a head end, and stop between messages once the queue is full.
+
+        The rest is held, and reading paused, until a response frees a place (`_release_held`): a client pipelining
+        more than the queue holds is slowed down, not refused. A piece completes one head (two when it also ends one
+        begun in an earlier read), so the queue overshoots the limit by one request at most.
+        """
+        view, pos, size = memoryview(data), 0, len(data)
+        while pos < size and not self.dead_parser:
+            if not self.in_body and len(self.queue) >= self.max_pipelined:
+                self.held = data[pos:]
+                self.pause_reading(_HELD)
+                if self.reading_head:
+                    self._disarm()  # we stopped reading this head, the client did not
+                return
+            end = data.find(_HEAD_END, pos)
+            stop = size if end < 0 else end + len(_HEAD_END)
+            if not self.in_body:
+                stop = min(stop, pos + HEAD_SLICE)
+            piece = view[pos:stop]
+            if not self._charge_head(len(piece)) or not self._feed(piece, data, pos):
+                return
+            pos = stop
+
+    def _release_held(self) -> None:
+        """A place in the queue came free: parse what was held back, then read from the socket again."""
+        held, self.held = self.held, b""
+        self.data_received(held)  # as if just read (and dropped if parsing stopped meanwhile)
+        if not self.held:
+            self.resume_reading(_HELD)
 
     def _charge_head(self, size: int) -> bool:
         """Count bytes read while no body is being read; refuse the head once its budget is spent."""
@@ -184,7 +260,11 @@ class HttpProtocol(asyncio.Protocol):
         """Feed llhttp; False once this connection's parsing stopped (error or upgrade)."""
         try:
             self.parser.feed_data(piece)
-            return True
+            lines = self.chunk_lines
+            if lines is None or lines.account(len(piece)):
+                return True
+            # SECURITY: llhttp would skip an extension of any size; Node refuses one over 16 KiB too.
+            self._fail(BadRequest(f"a chunk-size line or the trailers exceed {MAX_CHUNK_LINE} bytes"))
         except httptools.HttpParserUpgrade as upgrade:
             self.upgrade_rest = data[base + upgrade.args[0] :]
             self.dead_parser = True  # after an upgrade request the connection is the tunnel's or closes
@@ -256,7 +336,16 @@ class HttpProtocol(asyncio.Protocol):
         if current is not None and isinstance(current.body, StreamBody):
             current.body.feed(data)
 
+    def on_chunk_header(self) -> None:
+        if self.chunk_lines is not None:
+            self.chunk_lines.on_line()
+
+    def on_chunk_complete(self) -> None:
+        if self.chunk_lines is not None:
+            self.chunk_lines.on_end()
+
     def on_message_complete(self) -> None:
+        self.chunk_lines = None
         current = self.current
         if current is not None and isinstance(current.body, StreamBody):
             current.body.feed_eof()
@@ -270,13 +359,16 @@ class HttpProtocol(asyncio.Protocol):
     def new_body(self, length: int | None, expect_continue: bool) -> StreamBody:
         """A request body fed from this connection, with flow control back to the socket."""
         owner = object()
-        return StreamBody(
+        body = StreamBody(
             length,
             lambda: self.pause_reading(owner),
             lambda: self.resume_reading(owner),
             on_first_read=self.writer.send_continue if expect_continue else None,
             idle_timeout=self.timeouts.body_idle,
         )
+        if length is None:
+            self.chunk_lines = ChunkLines(body)
+        return body
 
     def pause_reading(self, owner: object) -> None:
         """Stop reading on behalf of `owner`; idempotent per owner."""
@@ -295,8 +387,6 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- serving ----------------------------------------------------------------------------------------------
     def _enqueue(self, pending: Pending) -> None:
-        if len(self.queue) >= self.limits.max_pipelined and pending.error is None:
-            raise BadRequest(f"more than {self.limits.max_pipelined} pipelined requests")
         self.queue.append(pending)
         if self.task is None:
             self.task = self.loop.create_task(self._serve())
@@ -308,6 +398,7 @@ class HttpProtocol(asyncio.Protocol):
     def _fail(self, error: GatewayError) -> None:
         """The request being read is refused: answer it in turn, then close. Stop parsing this connection."""
         self.dead_parser = True
+        self.chunk_lines = None
         self._disarm()
         current, self.current = self.current, None
         self.pause_reading(_STOPPED)
@@ -333,9 +424,13 @@ class HttpProtocol(asyncio.Protocol):
                 if not keep_open or self.client_eof or self.dead_parser and not self.queue:
                     self.linger_close()
                     return
+                if self.held and not self.draining and len(self.queue) < self.max_pipelined:
+                    self._release_held()
+                    if self.reading_head and not self.held:
+                        self._arm(self.timeouts.header_read, self._on_header_timeout)
                 if len(self.queue) <= 1 and _PIPELINE in self.paused_by:
                     self.resume_reading(_PIPELINE)
-                    if self.reading_head:
+                    if self.reading_head and not self.held:
                         self._arm(self.timeouts.header_read, self._on_header_timeout)
         except asyncio.CancelledError:
             pass  # the client left (the writer logged a request in progress as 499), or the idle connection closed
@@ -404,7 +499,7 @@ class HttpProtocol(asyncio.Protocol):
         """Graceful shutdown: an idle connection closes now; one with requests in flight closes after the last
         response to a request already read. Nothing more is read once the current message is complete."""
         self.draining = True
-        if not self.in_body:
+        if not self.in_body and self.tunnel_sink is None:  # a WebSocket keeps flowing both ways until the timeout
             self.pause_reading(_DRAIN)
         if not self.queue and not self.reading_head and self.tunnel_sink is None:
             self.close()

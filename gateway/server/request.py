@@ -27,11 +27,27 @@ if TYPE_CHECKING:
     from gateway.server.protocol import HttpProtocol
 
 _ABSOLUTE = re.compile(r"(?i)(https?)://([^/?#]*)(.*)")
-#: Fields removed on arrival from an untrusted peer / a trusted proxy (hop-by-hop always; forwarding unless trusted).
+#: Fields removed on arrival from a trusted proxy (hop-by-hop); from anyone else, forwarding fields too.
 _TRUSTED_DROP = HOP_BY_HOP | {"expect"}
-_UNTRUSTED_DROP = _TRUSTED_DROP | FORWARDING
-#: Fields the edge rules read or drop; every other field passes the scan with one set lookup.
-_NOTABLE = _UNTRUSTED_DROP | {"host", "content-length", "traceparent", "tracestate"}
+#: Fields the edge rules read, besides those they drop.
+_READ = frozenset({"host", "content-length", "traceparent", "tracestate"})
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeFields:
+    """The field-name sets of the edge rules, built once per data server from the settings (never per request)."""
+
+    trusted_drop: frozenset[str]
+    #: SECURITY: what an untrusted peer may not send: forwarding claims and `proxy_only_headers` (client-IP and
+    #: URL-override fields such as X-Original-URL, which some backends route on).
+    untrusted_drop: frozenset[str]
+    #: Fields the edge rules read or drop; every other field passes the scan with one set lookup.
+    notable: frozenset[str]
+
+    @classmethod
+    def of(cls, settings: Settings) -> EdgeFields:
+        untrusted = _TRUSTED_DROP | FORWARDING | {name.lower() for name in settings.proxy_only_headers}
+        return cls(_TRUSTED_DROP, untrusted, untrusted | _READ)
 
 
 @dataclass(slots=True)
@@ -65,14 +81,15 @@ class _Fields:
 
     __slots__ = ("found", "strip")
 
-    def __init__(self, headers: Headers, id_header: str, trusted: bool) -> None:
+    def __init__(self, headers: Headers, id_header: str, trusted: bool, rules: EdgeFields) -> None:
         self.found: dict[str, list[str]] = {}
-        #: Lower-cased names to remove before filters see the request (hop-by-hop, untrusted forwarding, Expect).
+        #: Lower-cased names to remove before filters see the request (hop-by-hop, untrusted claims, Expect).
         self.strip: set[str] = set()
-        drop = _UNTRUSTED_DROP if not trusted else _TRUSTED_DROP
+        drop = rules.untrusted_drop if not trusted else rules.trusted_drop
+        notable = rules.notable
         found = self.found
         for lower, _, value in headers.raw():
-            if lower in _NOTABLE or lower == id_header:
+            if lower in notable or lower == id_header:
                 values = found.get(lower)
                 if values is None:
                     found[lower] = [value]
@@ -139,7 +156,7 @@ def build_exchange(head: RequestHead, proto: HttpProtocol, settings: Settings) -
     headers = head.headers
     id_header = settings.observability.request_id_header
     id_lower = id_header.lower()
-    fields = _Fields(headers, id_lower, proto.trusted_peer)
+    fields = _Fields(headers, id_lower, proto.trusted_peer, proto.edge_fields)
     host = _host(head, fields, authority)
     body = _body(head, fields, proto)
     upgrade = (fields.first("upgrade") or "") if head.upgrade else ""
@@ -158,8 +175,10 @@ def build_exchange(head: RequestHead, proto: HttpProtocol, settings: Settings) -
     )
     if canonical.escapes:
         exchange.set(PATH_ESCAPES, canonical.escapes)
-    if upgrade:
-        exchange.set(UPGRADE, upgrade.strip().lower())
+    if upgrade and upgrade.strip().lower() == "websocket":
+        # SECURITY: only WebSocket is tunnelled. Any other token (h2c, TLS/1.2) would open a byte stream past every
+        # predicate and filter for all later requests on it; it is dropped (hop-by-hop) and served as plain HTTP.
+        exchange.set(UPGRADE, "websocket")
     new_parent = _trace(exchange, fields, proto.trusted_peer, id_lower)
     if fields.strip:
         headers.remove_many(fields.strip)

@@ -7,7 +7,11 @@ import socket
 from dataclasses import dataclass, field
 
 from gateway.server.protocol import Handler, HttpProtocol
+from gateway.server.request import EdgeFields
 from gateway.settings import Settings
+
+#: Seconds the drain waits, after its timeout, for WebSocket frames in flight to end so close 1001 can follow them.
+GOING_AWAY_GRACE = 1.0
 
 
 @dataclass
@@ -33,7 +37,7 @@ class DataServer:
         """Stop accepting; let every request whose head was read finish (Connection: close), within `timeout`.
 
         Idle keep-alive connections close at once. Returns True when all connections ended in time; what is left
-        after `timeout` is closed.
+        after `timeout` is closed, a WebSocket after close 1001 both ways (within GOING_AWAY_GRACE more).
         """
         self.server.close()
         for proto in list(self.connections):
@@ -43,6 +47,11 @@ class DataServer:
         while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
         clean = not self.connections
+        # WebSockets still open get close 1001 (going away) both ways, as RFC 6455 §7.4.1 intends for a server
+        # shutting down, instead of a cut the client reads as 1006; a frame in flight is let through first.
+        going = [p.ws_relay.go_away() for p in self.connections if p.ws_relay is not None and not p.closing]
+        if going:
+            await asyncio.wait(going, timeout=GOING_AWAY_GRACE)
         for proto in list(self.connections):
             proto.close()
         return clean
@@ -59,9 +68,10 @@ async def start_data_server(
     """Listen on the configured (or given) address — or serve an inherited listening `sock` — with `handler`."""
     loop = asyncio.get_running_loop()
     connections: set[HttpProtocol] = set()
+    edge_fields = EdgeFields.of(settings)
 
     def factory() -> HttpProtocol:
-        return HttpProtocol(handler, settings, connections)
+        return HttpProtocol(handler, settings, connections, edge_fields)
 
     if sock is not None:
         server = await loop.create_server(factory, sock=sock, backlog=1024)

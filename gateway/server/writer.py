@@ -16,6 +16,7 @@ from gateway.metrics import METRICS, UNMATCHED
 from gateway.observability import ACCESS_LOG, REQUEST_ID, TRACE_ID, iso_now
 from gateway.problem import problem_response_parts
 from gateway.server.wire import CONTINUE, LAST_CHUNK, build_head, chunk, declared_length
+from gateway.server.wsrelay import WsRelay
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable
@@ -263,7 +264,8 @@ class ResponseWriter:
         """Write the 101 head, then copy bytes both ways until either side closes."""
         assert pending.exchange is not None
         proto = self.proto
-        protocol = pending.exchange.get(UPGRADE) or "websocket"
+        # The upstream's token (the forwarder checked it is the one the client asked for), never the client's.
+        protocol = getattr(response.tunnel, "protocol", None) or pending.exchange.get(UPGRADE) or "websocket"
         self.head_sent = True
         self.write(build_head(101, response.reason, response.headers, f"Upgrade: {protocol}\r\n", "Upgrade"))
         sink = StreamBody(None, lambda: proto.pause_reading(sink), lambda: proto.resume_reading(sink))
@@ -274,14 +276,16 @@ class ResponseWriter:
             sink.feed_eof()
         proto.resume_reading(UPGRADE_PAUSE)  # reading paused when the upgrade head was parsed
         tunnel = response.tunnel
-        upstream = asyncio.create_task(_copy_up(sink, tunnel))
+        relay = proto.ws_relay = WsRelay(self.write, tunnel)  # the drain may end it with close 1001
+        upstream = asyncio.create_task(relay.copy_up(sink))
         try:
             while data := await tunnel.read():
-                self.write(data)
+                relay.down(data)
                 if self.paused:
                     await self.drain(None)  # a WebSocket has no idle limit of ours
             await asyncio.wait([upstream], timeout=0)
         finally:
+            relay.ended()
             upstream.cancel()
             tunnel.close()
 
@@ -327,15 +331,6 @@ async def _close_streams(exchange: Exchange | None) -> None:
         streams, exchange.streams[:] = list(exchange.streams), []
         for stream in streams:
             await _aclose(stream)
-
-
-async def _copy_up(sink: StreamBody, tunnel: Any) -> None:
-    try:
-        while data := await sink.read():
-            await tunnel.write(data)
-    except Exception:  # the client side failed; closing the tunnel ends the other direction too
-        pass
-    tunnel.close()
 
 
 def _connection(keep_alive: bool, version: str) -> str | None:

@@ -20,6 +20,7 @@ from gateway.body import StreamBody
 from gateway.errors import GatewayError, UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from gateway.exchange import Endpoint
 from gateway.headers import Headers
+from gateway.server.chunks import MAX_CHUNK_LINE, ChunkLines
 
 MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 MAX_RESPONSE_HEADERS = 200
@@ -101,8 +102,10 @@ def _body_idle() -> GatewayError:
 _FRAMING_FIELDS = frozenset({"content-length", "transfer-encoding", "keep-alive"})
 
 
-def _check_framing(version: str, framing: list[tuple[str, str]]) -> None:
+def _check_framing(version: str, framing: list[tuple[str, str]]) -> bool:
     """Refuse response framing the gateway and its client could read differently (RFC 9112 §6.1, §2.3).
+
+    Returns True for a chunked response.
 
     llhttp already refuses Content-Length with Transfer-Encoding and bad chunk sizes; what it lets through and we
     do not: a version other than 1.x (an HTTP/0.9 status line), Transfer-Encoding in an HTTP/1.0 response, and any
@@ -112,11 +115,12 @@ def _check_framing(version: str, framing: list[tuple[str, str]]) -> None:
         raise UpstreamProtocolError(f"the upstream answered with HTTP/{version}")
     codings = [value for lower, value in framing if lower == "transfer-encoding"]
     if not codings:
-        return
+        return False
     if version == "1.0":
         raise UpstreamProtocolError("the upstream sent Transfer-Encoding in an HTTP/1.0 response")
     if len(codings) != 1 or codings[0].strip().lower() != "chunked":
         raise UpstreamProtocolError(f"unsupported response Transfer-Encoding {', '.join(codings)!r}")
+    return True
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -159,6 +163,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._parsed_head: ResponseHead | None = None
         self._in_head = True  # reading a status line and header fields (not trailers)
         self._head_budget = MAX_RESPONSE_HEADER_BYTES + HEAD_SLICE
+        self._chunk_lines: ChunkLines | None = None
         self._answered = False  # a response byte arrived for the current request
         #: The current request's connection was lost (EOF or reset) before a single response byte arrived.
         self.lost_before_response = False
@@ -317,19 +322,32 @@ class UpstreamConnection(asyncio.Protocol):
         assert self._parser is not None
         try:
             self._parser.feed_data(piece)
-            return True
+            lines = self._chunk_lines
+            if lines is None or lines.account(len(piece)):
+                return True
+            # SECURITY: an upstream trickling an endless extension must not hold the exchange (or the client).
+            self._fail(UpstreamProtocolError(f"a chunk-size line or the trailers exceed {MAX_CHUNK_LINE} bytes"))
         except httptools.HttpParserUpgrade as upgrade:
             self._start_tunnel(data[base + upgrade.args[0] :])
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Unsolicited):
-                self._parser = None  # the rest belongs to no request of ours; close once this response is done
+                self._drop_rest()
             else:
                 error = cause if isinstance(cause, GatewayError) else UpstreamProtocolError(f"invalid response: {exc}")
                 self._fail(error)
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
+            if self._done:
+                # llhttp refuses any byte after a complete `Connection: close` response: that response stands.
+                self._drop_rest()
+            else:
+                self._fail(UpstreamProtocolError(f"invalid response from the upstream: {exc}"))
         return False
+
+    def _drop_rest(self) -> None:
+        """Bytes after a complete response belong to no request of ours: drop them, never reuse the connection."""
+        self._parser = None
+        self.reusable = False  # SECURITY: a queued second message would answer the next request
 
     # -- parser callbacks -------------------------------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -374,12 +392,14 @@ class UpstreamConnection(asyncio.Protocol):
         headers = Headers.trusted(self._headers)
         self._headers = []
         framing = self._framing
-        _check_framing(self._parser.get_http_version(), framing)
+        chunked = _check_framing(self._parser.get_http_version(), framing)
         head = ResponseHead(status, self._reason, headers, self._parser.should_keep_alive())
         if status == 101:
             self._set_head(head)
             return
         self.body = ResponseBody(self, self._body_idle)
+        if chunked:
+            self._chunk_lines = ChunkLines(self.body)
         if self._head_request or status in (204, 304):
             self._finish()
         else:
@@ -395,7 +415,16 @@ class UpstreamConnection(asyncio.Protocol):
         if self.body is not None:
             self.body.feed(data)
 
+    def on_chunk_header(self) -> None:
+        if self._chunk_lines is not None:
+            self._chunk_lines.on_line()
+
+    def on_chunk_complete(self) -> None:
+        if self._chunk_lines is not None:
+            self._chunk_lines.on_end()
+
     def on_message_complete(self) -> None:
+        self._chunk_lines = None
         if self.body is None and self._in_head:
             return  # the end of a 1xx message: the final response is still to come on this parser
         self._parser_idle = True
@@ -448,10 +477,14 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class ConnectionTunnel:
-    """The `Tunnel` of an upgraded upstream connection: raw bytes both ways."""
+    """The `Tunnel` of an upgraded upstream connection: raw bytes both ways.
 
-    def __init__(self, conn: UpstreamConnection) -> None:
+    `protocol` is the upstream's `Upgrade` token, as it wrote it: the 101 to the client names it.
+    """
+
+    def __init__(self, conn: UpstreamConnection, protocol: str = "websocket") -> None:
         self.conn = conn
+        self.protocol = protocol
 
     async def read(self) -> bytes:
         tunnel = self.conn.tunnel

@@ -244,18 +244,30 @@ class HttpForwarder:
         upgrade: str | None,
     ) -> Response:
         headers = head.headers
-        strip_hop_by_hop(headers)
         if head.status == 101:
-            if not upgrade:
-                conn.abort()
-                raise UpstreamError("the upstream switched protocols without being asked to")
-            return UpgradeResponse(headers, ConnectionTunnel(conn), reason=head.reason or "Switching Protocols")
+            return self._switched(conn, head, upgrade)
+        strip_hop_by_hop(headers)
         body = conn.body
         assert body is not None and conn.on_complete is not None
         if (headers.get("content-type") or "").startswith("text/event-stream"):
             body.set_idle_timeout(None)  # server-sent events may be quiet for long; they end when either side does
         conn.on_complete.add_done_callback(lambda _: self._finished(conn, sender))
         return Response(head.status, headers, body, origin="upstream", reason=head.reason)
+
+    def _switched(self, conn: UpstreamConnection, head: ResponseHead, upgrade: str | None) -> UpgradeResponse:
+        """A 101 answer: a tunnel only when the client asked for a WebSocket and the upstream switched to exactly that.
+
+        Raises UpstreamError (502) otherwise: the client would be handed a protocol it did not ask for.
+        """
+        protocol = (head.headers.get("upgrade") or "").strip()
+        if not upgrade or protocol.lower() != upgrade:
+            conn.abort()
+            if not upgrade:
+                raise UpstreamError("the upstream switched protocols without being asked to")
+            raise UpstreamError(f"the upstream switched to {protocol or 'no protocol'!r}, not to {upgrade!r}")
+        strip_hop_by_hop(head.headers)
+        tunnel = ConnectionTunnel(conn, protocol)
+        return UpgradeResponse(head.headers, tunnel, reason=head.reason or "Switching Protocols")
 
     def _finished(self, conn: UpstreamConnection, sender: asyncio.Task[None] | None) -> None:
         """The response ended: pool the connection if the request was fully and cleanly sent too."""
