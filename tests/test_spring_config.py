@@ -237,6 +237,26 @@ def test_an_alias_bomb_is_refused_not_expanded() -> None:
     assert issues and "aliases" in issues[0].message
 
 
+@pytest.mark.timeout(30)  # a guard against a hang: without the fix this takes 10^40 steps
+def test_a_merge_key_bomb_is_resolved_once_per_anchor() -> None:
+    # Each level merges the one below ten times: re-resolving every merge costs 10^N, a few hundred bytes of YAML.
+    lines = ["x-b0: &b0 {a: 1, b: 2}"]
+    lines += [f"x-b{i}: &b{i} {{<<: [{', '.join(f'*b{i - 1}' for _ in range(10))}]}}" for i in range(1, 40)]
+    lines += ["routes:", "  - id: r", "    uri: http://h", "    metadata:", "      <<: *b39"]
+    doc, issues = load_yaml("\n".join(lines) + "\n", "routes.yaml")
+    assert not issues
+    assert doc.data["routes"][0]["metadata"] == {"a": 1, "b": 2}
+
+
+def test_merging_counts_against_the_value_bound() -> None:
+    # One wide mapping merged 300 times into one place: few values are built (later merges lose to earlier ones),
+    # but the merge itself walks 600,000 pairs, and that work is charged like values.
+    wide = "{" + ", ".join(f"k{i}: {i}" for i in range(2000)) + "}"
+    lines = [f"x-w: &w {wide}", f"x-m: {{<<: [{', '.join('*w' for _ in range(300))}]}}", "routes: []"]
+    _, issues = load_yaml("\n".join(lines) + "\n", "routes.yaml")
+    assert issues and "aliases" in issues[0].message
+
+
 def test_a_file_nested_too_deeply_is_an_error_not_a_traceback() -> None:
     _, issues = load_yaml("routes: " + "[" * 5000 + "]" * 5000 + "\n", "routes.yaml")
     assert [i.message for i in issues] == ["invalid YAML: nested too deeply"]

@@ -76,11 +76,12 @@ class _Builder:
         self.scalars = yaml.SafeLoader("")
         self.values = 0
         self.active: set[int] = set()  # nodes being built: an alias to one of them is a cycle
+        # A mapping's pairs with its merge keys resolved, by node: an anchor merged again and again (`<<: [*a, *a]`
+        # nested level upon level) is resolved once, or a few hundred bytes would cost 10^N steps.
+        self.resolved: dict[int, list[tuple[Any, yaml.Node]]] = {}
 
     def build(self, node: yaml.Node, path: str) -> Any:
-        self.values += 1
-        if self.values > MAX_VALUES:  # SECURITY: aliases must not expand without bound
-            raise _TooManyValues
+        self._charge(1)
         self.doc.lines.setdefault(path, node.start_mark.line + 1)
         if id(node) in self.active:
             self.issues.append(self.doc.issue(path, "an alias refers to a value that contains it (a cycle)"))
@@ -108,6 +109,9 @@ class _Builder:
 
         Keys written in the mapping win over merged ones; of several merged mappings the first wins (YAML 1.1).
         """
+        known = self.resolved.get(id(node))
+        if known is not None:
+            return known
         pairs: list[tuple[Any, yaml.Node]] = []
         merged: list[tuple[Any, yaml.Node]] = []
         for key_node, value_node in node.value:
@@ -119,12 +123,19 @@ class _Builder:
                 self.issues.append(self.doc.issue(path, "mapping keys must be scalars"))
                 continue
             pairs.append((key, value_node))
+        self._charge(len(merged))  # SECURITY: merging is work too; it counts against the same bound as values
         written = {key for key, _ in pairs}
         for key, value_node in merged:
             if key not in written:
                 written.add(key)
                 pairs.append((key, value_node))
+        self.resolved[id(node)] = pairs
         return pairs
+
+    def _charge(self, count: int) -> None:
+        self.values += count
+        if self.values > MAX_VALUES:  # SECURITY: aliases must not expand without bound
+            raise _TooManyValues
 
     def _merged(self, node: yaml.Node, path: str) -> list[tuple[Any, yaml.Node]]:
         items = node.value if isinstance(node, yaml.SequenceNode) else [node]
