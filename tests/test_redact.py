@@ -13,6 +13,7 @@ from gateway.app import Gateway
 from gateway.config.definitions import ComponentDef
 from gateway.config.provenance import FromEnv
 from gateway.config.redact import REDACTED, redact_view, redacted_routes, sensitive_name
+from gateway.errors import ConfigError
 from tests.plugins import write_distribution
 
 SECRET = "zx9-env-s3cr3t-qw7"  # the value of $SECRET: a hostname- and path-safe token
@@ -261,6 +262,11 @@ def test_a_plugin_filter_is_redacted_by_the_same_rules(
         "JSESSIONID",
         "Ocp-Apim-Subscription-Key",
         "privateKey",
+        "X-JWT",
+        "X-Passphrase",
+        "X-Auth",
+        "sig",
+        "X-Bearer",
     ],
 )
 def test_credential_names(name: str) -> None:
@@ -298,3 +304,44 @@ def test_any_view_shape_goes_through_the_one_function() -> None:
     }
     shown = json.dumps(redact_view(data, frozenset({SECRET})))
     assert SECRET not in shown and LITERAL not in shown, shown
+
+
+# -- error messages: a refused value from the environment is not printed -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        "['SetStatus=${env:SECRET}']",  # unknown HTTP status '...'
+        "['RequestSize=${env:SECRET}']",  # '...' is not a size
+        "[{name: StripPrefix, args: {parts: '${env:SECRET}'}}]",  # not an integer
+        "['${env:SECRET}=x']",  # unknown filter '...'
+    ],
+)
+def test_an_error_message_does_not_print_a_value_from_the_environment(
+    filters: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECRET", SECRET)
+    with pytest.raises(ConfigError) as refused:
+        Gateway().load_text(one_route(filters=filters), "routes.yaml")
+    text = "\n".join(str(issue) for issue in refused.value.issues)
+    assert SECRET not in text and refused.value.issues  # the message still says what was wrong
+
+
+def test_a_short_env_value_is_hidden_where_a_message_quotes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODE", "NOPE")  # shorter than MIN_SEARCHED: hidden where quoted, not searched in prose
+    with pytest.raises(ConfigError) as refused:
+        Gateway().load_text(one_route(filters="['SetStatus=${env:CODE}']"), "routes.yaml")
+    assert "NOPE" not in str(refused.value) and REDACTED in str(refused.value)
+
+
+# -- generated route ids say nothing about a secret -----------------------------------------------------------------
+
+
+def test_a_generated_id_hashes_no_value_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "routes:\n  - uri: no://op\n    predicates: ['Header=X-Api-Key, ${env:SECRET}']\n"
+    ids = []
+    for value in ("one-secret", "another-secret"):
+        monkeypatch.setenv("SECRET", value)
+        ids.append(Gateway().load_text(text, "routes.yaml").routes[0].id)
+    assert ids[0] == ids[1]  # the same in every environment: the id carries no trace of the value

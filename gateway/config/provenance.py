@@ -9,8 +9,12 @@ the mark; `gateway.config.redact` catches those by the recorded values (see docs
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
+
+REDACTED = "<redacted>"
+#: Recorded env texts at least this long are also searched for inside shown strings (gateway.config.redact).
+MIN_SEARCHED = 8
 
 
 class FromEnv(str):
@@ -54,3 +58,18 @@ _DERIVING = (
 )
 for _name in _DERIVING:
     setattr(FromEnv, _name, _keeping_mark(_name))
+
+
+def redact_message(message: str, env_values: Collection[str]) -> str:
+    """`message` (a config error or warning) with every value substituted from `${env:...}` replaced.
+
+    Validators quote the value they refuse (`unknown HTTP status 's3cret'`), and these messages reach stderr and
+    the logs. A recorded text is replaced where it stands quoted, whatever its length, and anywhere once it has
+    `MIN_SEARCHED` characters (the rule of the views: a short text such as `80` is not searched for in prose).
+    """
+    for text in sorted({value.strip() for value in env_values} - {""}, key=len, reverse=True):
+        for quoted in (repr(text), f"'{text}'", f'"{text}"'):
+            message = message.replace(quoted, REDACTED)
+        if len(text) >= MIN_SEARCHED:
+            message = message.replace(text, REDACTED)
+    return message

@@ -25,17 +25,15 @@ from urllib.parse import unquote
 from pydantic import BaseModel
 
 from gateway.config.definitions import ComponentDef, GatewayConfig, RouteDefinition
-from gateway.config.provenance import FromEnv
+from gateway.config.provenance import MIN_SEARCHED, REDACTED, FromEnv, redact_message
 
-REDACTED = "<redacted>"
-#: Recorded env texts at least this long are also searched for inside shown strings.
-MIN_SEARCHED = 8
+__all__ = ["MIN_SEARCHED", "REDACTED", "redact_message", "redact_view", "redacted_routes", "sensitive_name"]
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # SECURITY: the documented credential-name pattern (docs/operations.md), on the name normalised by `_words`.
 _SENSITIVE = re.compile(
-    r"authorization|cookie|token|secret|passw|pwd|credential|session|signature"
-    r"|api-?key|auth-?key|access-?key|private-?key|(?:^|-)key$"
+    r"authorization|cookie|token|secret|passw|passphrase|pwd|credential|session|signature|jwt|bearer"
+    r"|api-?key|auth-?key|access-?key|private-?key|(?:^|-)key$|(?:^|-)auth$|(?:^|-)sig$"
 )
 # The args that hold a name: `name`, `header`, `param`, `fromHeader`, `*HeaderName` …, and SCG's first positional
 # arg `_genkey_0` (every name/value predicate and filter takes the name first).

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from gateway.config.provenance import FromEnv
+from gateway.config.provenance import FromEnv, redact_message
 from gateway.errors import ConfigIssue
 
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -50,6 +50,8 @@ class Document:
         probe = path
         while probe and probe not in self.lines:
             probe = _parent(probe)
+        # SECURITY: validators quote the value they refuse; one from ${env:...} must not reach stderr or a log.
+        message = redact_message(message, self.env_values)
         return ConfigIssue(self.source, path, message, self.lines.get(probe or "", None))
 
 

@@ -21,11 +21,6 @@ EXCEPTION_REASONS: dict[str, frozenset[str]] = {
 SERIES_OF = {1: "INFORMATIONAL", 2: "SUCCESSFUL", 3: "REDIRECTION", 4: "CLIENT_ERROR", 5: "SERVER_ERROR"}
 
 
-def comma_list(value: object) -> object:
-    """Spring binds `GET,POST` (one string) to a list; a single value is a one-element list."""
-    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
-
-
 def status_code(value: object) -> object:
     """An HttpStatus name (`BAD_GATEWAY`, `bad-gateway`) or a number, as an int."""
     if isinstance(value, str) and not value.strip().isdigit():

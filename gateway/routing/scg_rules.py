@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.config.definitions import ComponentDef
+from gateway.config.provenance import FromEnv
 
 _BOOLEANS = {"true": True, "false": False}
 GENERATED_PREFIX = "route-"
@@ -27,6 +28,10 @@ def parse_route_text(text: str) -> dict[str, Any]:
     if not sep or not route_id or not tokens:
         raise ValueError(f"a route written as text must be id=uri[, Predicate=value]...; got {text!r}")
     return {"id": route_id, "uri": tokens[0], "predicates": tokens[1:]}
+
+
+#: What a value from the environment contributes to a generated id.
+ENV_PLACEHOLDER = "${env}"
 
 
 def route_enabled(value: Any) -> bool | None:
@@ -47,13 +52,17 @@ def generated_id(uri: str, predicates: Sequence[ComponentDef]) -> str:
     file, so metrics and logs keyed on it survive restarts, reordering and changes to the route's filters. Two
     routes that read alike would get the same id: the compiler reports that, and a clash with an explicit id.
     """
-    content = [uri, [[d.name, _plain(dict(d.args))] for d in predicates]]
+    content = [_plain(uri), [[d.name, _plain(dict(d.args))] for d in predicates]]
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return GENERATED_PREFIX + digest[:12]
 
 
 def _plain(value: Any) -> Any:
-    """Argument values as text, so `Weight=g, 8` and `{weight: 8}` give one id."""
+    """Argument values as text, so `Weight=g, 8` and `{weight: 8}` give one id; a value from `${env:...}` as a
+    placeholder, so the id (shown, logged, a metric label) says nothing about a secret and is the same in every
+    environment."""
+    if isinstance(value, FromEnv):
+        return ENV_PLACEHOLDER  # SECURITY: a short secret could be brute-forced from a hash of it
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
