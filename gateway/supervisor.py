@@ -34,6 +34,7 @@ from gateway.config.source import load_yaml
 from gateway.control import Channel, Message
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange, Response
+from gateway.launch import EarlySignals
 from gateway.metrics import render
 from gateway.registry import Registry, load_registry
 from gateway.routing.compiler import compile_config
@@ -46,27 +47,6 @@ RESTART_BACKOFF = 1.0
 
 class StartError(Exception):
     """Start-up cannot complete (a listener cannot be bound, a worker does not start); the message is one line."""
-
-
-class EarlySignals:
-    """SIGHUP, SIGTERM and SIGINT that arrive before the supervisor's event loop runs (while settings, plugins and
-    the routes file are read): recorded instead of killing the process, acted on once the supervisor runs."""
-
-    def __init__(self) -> None:
-        self.reload = False
-        self.stop = False
-
-    def install(self) -> EarlySignals:
-        signal.signal(signal.SIGHUP, self._hang_up)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._terminate)
-        return self
-
-    def _hang_up(self, signum: int, frame: object) -> None:
-        self.reload = True
-
-    def _terminate(self, signum: int, frame: object) -> None:
-        self.stop = True
 
 
 @dataclass(frozen=True)
