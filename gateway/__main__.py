@@ -1,7 +1,7 @@
-"""`python -m gateway` is `sluicegate`."""
+"""`python -m gateway` is `sluicegate` (through gateway.launch: signal handlers before the heavy imports)."""
 
 import sys
 
-from gateway.cli import main
+from gateway.launch import main
 
 sys.exit(main())

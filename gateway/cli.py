@@ -14,9 +14,10 @@ from typing import Any
 
 from gateway.app import Gateway
 from gateway.errors import ConfigError
+from gateway.launch import EarlySignals
 from gateway.registry import BUILTIN_DISTRIBUTION, RegistryError, load_registry, scan_registry
 from gateway.settings import Listen, Settings, load_settings
-from gateway.supervisor import EarlySignals, StartError, Supervisor, compile_snapshot
+from gateway.supervisor import StartError, Supervisor, compile_snapshot
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -61,9 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The `sluicegate` command (and `python -m gateway`). Without a command it prints the help on stdout and
-    returns 2 (a usage error, like argparse's own): nothing starts unless `run` is asked for."""
+def main(argv: list[str] | None = None, early: EarlySignals | None = None) -> int:
+    """The `sluicegate` command (and `python -m gateway`, both through gateway.launch, which passes the signals it
+    recorded as `early` for `run`). Without a command it prints the help on stdout and returns 2 (a usage error,
+    like argparse's own): nothing starts unless `run` is asked for."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if args.command == "run":
-            return _run(args)
+            return _run(args, early)
         if args.command == "validate":
             return _validate(args)
         if args.command == "filters":
@@ -137,8 +139,9 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def _run(args: argparse.Namespace) -> int:
-    early = EarlySignals().install()  # first: SIGHUP/SIGTERM while settings and routes are read are not fatal
+def _run(args: argparse.Namespace, early: EarlySignals | None) -> int:
+    # gateway.launch installed these before this module's imports; a direct caller of main() gets them here.
+    early = early if early is not None else EarlySignals().install()
     _configure_logging(args.log_level)
     settings = _settings(args)
     registry = load_registry()

@@ -34,6 +34,7 @@ from gateway.config.source import load_yaml
 from gateway.control import Channel, Message
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange, Response
+from gateway.launch import EarlySignals
 from gateway.metrics import render
 from gateway.registry import Registry, load_registry
 from gateway.routing.compiler import compile_config
@@ -46,27 +47,6 @@ RESTART_BACKOFF = 1.0
 
 class StartError(Exception):
     """Start-up cannot complete (a listener cannot be bound, a worker does not start); the message is one line."""
-
-
-class EarlySignals:
-    """SIGHUP, SIGTERM and SIGINT that arrive before the supervisor's event loop runs (while settings, plugins and
-    the routes file are read): recorded instead of killing the process, acted on once the supervisor runs."""
-
-    def __init__(self) -> None:
-        self.reload = False
-        self.stop = False
-
-    def install(self) -> EarlySignals:
-        signal.signal(signal.SIGHUP, self._hang_up)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._terminate)
-        return self
-
-    def _hang_up(self, signum: int, frame: object) -> None:
-        self.reload = True
-
-    def _terminate(self, signum: int, frame: object) -> None:
-        self.stop = True
 
 
 @dataclass(frozen=True)
@@ -127,6 +107,7 @@ class Supervisor:
     workers: list[WorkerHandle] = field(default_factory=list)
     draining: bool = False
     reloads: dict[str, int] = field(default_factory=lambda: {"success": 0, "failure": 0})
+    _failed_starts: dict[int, int] = field(default_factory=dict)  # per worker slot: start attempts that failed
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -139,6 +120,7 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self._version_lock = asyncio.Lock()
         self._reload_wanted = asyncio.Event()
+        self._started = asyncio.Condition()  # notified after every worker start attempt, whatever its outcome
         self._install_signals()  # first: a signal during start-up is acted on, never fatal
         async with contextlib.AsyncExitStack() as stack:
             self.sock = _bind("data port", self.settings.listen)
@@ -256,13 +238,21 @@ class Supervisor:
                 reply = {"errors": [f"no answer ({type(exc).__name__})"]}
             if reply.get("type") != "ready":
                 await _discard(worker)
+                self._failed_starts[index] = self._failed_starts.get(index, 0) + 1
+                await self._notify_started()
                 if self.draining:
                     return None
                 raise StartError(f"worker {index} did not start: {'; '.join(map(str, reply.get('errors', [])))}")
             worker.ready, worker.version = True, int(reply.get("version", 0))
+            await self._notify_started()
         log.info("worker %d (pid %d) serving routes version %d", index, worker.process.pid, worker.version)
         self._background(self._supervise(worker))
         return worker
+
+    async def _notify_started(self) -> None:
+        """Wake a reload waiting for a replacement worker (it checks the slots itself)."""
+        async with self._started:
+            self._started.notify_all()
 
     async def _launch(self, index: int, restarts: int) -> WorkerHandle:
         parent, child = socket.socketpair()
@@ -310,8 +300,11 @@ class Supervisor:
     async def reload(self) -> bool:
         """Validate the routes file again and hand every worker the new version; on error keep the old one.
 
-        True (counted as a success) when every running worker confirmed the new version; a worker that died
-        meanwhile is restarted on it. A worker that refuses or does not answer keeps readiness false.
+        True (counted as a success) only when every worker slot serves the new version: each live worker confirmed
+        it, and each worker that was dead or died during the hand-out was replaced by one that started on it (a
+        replacement starts on the current snapshot; the wait covers its first attempt, at most RESTART_BACKOFF +
+        START_TIMEOUT). A worker that refuses or does not answer, or a replacement that fails, makes it a failure
+        ("N confirmed, M restarting"); readiness stays false until the slot serves the current version.
         """
         async with self._version_lock:  # never while a worker starts: it gets this version too
             try:
@@ -324,12 +317,45 @@ class Supervisor:
             self.snapshot = snapshot
             live = [w for w in self.workers if w.process.returncode is None]
             replies = await asyncio.gather(*(self._load(w) for w in live), return_exceptions=True)
-            ok = all(r is True or isinstance(r, ConnectionError) for r in replies)
-            self.reloads["success" if ok else "failure"] += 1
-            log.info(
-                "routes version %d handed to %d workers (%s)", snapshot.version, len(replies), "ok" if ok else "failed"
+            confirmed = {w.index for w, r in zip(live, replies, strict=True) if r is True}
+            # Refused, or no answer in time: the worker lives on the old version.
+            unanswered = {w.index for w, r in zip(live, replies, strict=True) if r is not True}
+            unanswered -= {w.index for w, r in zip(live, replies, strict=True) if isinstance(r, ConnectionError)}
+            # Dead before the hand-out, or died during it (its channel broke): a replacement has to start on it.
+            restarting = [w.index for w in self.workers if w.index not in confirmed | unanswered]
+            failures_before = dict(self._failed_starts)
+        # Waiting here, outside the version lock, lets the replacements start (they take that lock).
+        pending = len(restarting) if unanswered else await self._replaced(restarting, snapshot.version, failures_before)
+        ok = not unanswered and not pending
+        self.reloads["success" if ok else "failure"] += 1
+        if ok:
+            log.info("routes version %d serving in all %d workers (ok)", snapshot.version, len(self.workers))
+        else:
+            log.error(
+                "routes version %d: %d confirmed, %d restarting, %d refused or unanswered (failed)",
+                snapshot.version,
+                len(self.workers) - pending - len(unanswered),
+                pending,
+                len(unanswered),
             )
-            return ok
+        return ok
+
+    async def _replaced(self, indices: list[int], version: int, failures_before: dict[int, int]) -> int:
+        """Wait until every slot in `indices` serves `version` through a replacement worker, or until one of those
+        replacements failed to start (its first attempt after `failures_before`), or RESTART_BACKOFF +
+        START_TIMEOUT passed. Returns how many of these slots do not serve `version` (still restarting)."""
+
+        def serving(index: int) -> bool:
+            worker = self.workers[index]
+            return worker.ready and worker.version >= version and worker.process.returncode is None
+
+        def failed(index: int) -> bool:
+            return self._failed_starts.get(index, 0) > failures_before.get(index, 0)
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(RESTART_BACKOFF + START_TIMEOUT), self._started:
+                await self._started.wait_for(lambda: all(serving(i) or failed(i) for i in indices))
+        return sum(1 for i in indices if not serving(i))
 
     async def _load(self, worker: WorkerHandle) -> bool:
         reply = await worker.channel.request({"type": "load", "routes": self.snapshot.message()}, START_TIMEOUT)

@@ -208,6 +208,7 @@ async def run_gateway(
     name: str = "gateway",
     wait_ready: bool = True,
     new_session: bool = False,
+    console_script: bool = False,
 ) -> AsyncIterator[GatewayProcess]:
     """Start `python -m gateway run --config <routes> [--listen 127.0.0.1:<port>] --admin-listen 127.0.0.1:<free>
     [--settings <file>] *args` and wait until /health/ready answers 200 (every worker serving).
@@ -216,7 +217,8 @@ async def run_gateway(
     data port; `pass_admin_listen=False` and `admin_port` do the same for the admin listener. With
     `wait_ready=False` it yields as soon as the process is started (tests of start-up itself); with
     `new_session=True` the gateway leads a session and process group of its own, so a test may signal that
-    whole group. On exit a gateway still running is stopped (SIGTERM, then SIGKILL after a guard).
+    whole group; with `console_script=True` it runs the installed `sluicegate` command instead of `python -m
+    gateway`. On exit a gateway still running is stopped (SIGTERM, then SIGKILL after a guard).
     """
     directory = tmp_path / name
     directory.mkdir(exist_ok=True)
@@ -224,7 +226,10 @@ async def run_gateway(
     config.write_text(routes, encoding="utf-8")
     data_port = port if port is not None else free_port()
     admin_port = admin_port if admin_port is not None else free_port()
-    command = [sys.executable, "-m", "gateway", "run", "--config", str(config)]
+    launcher = (
+        [str(Path(sys.executable).with_name("sluicegate"))] if console_script else [sys.executable, "-m", "gateway"]
+    )
+    command = [*launcher, "run", "--config", str(config)]
     if pass_listen:
         command += ["--listen", f"127.0.0.1:{data_port}"]
     if pass_admin_listen:

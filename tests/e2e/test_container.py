@@ -390,7 +390,7 @@ def test_builder_stage_builds_the_gateway_wheel(wheels: Wheels) -> None:
     assert readme in description, "the long description (the builder stage copies README.md) is in the metadata"
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    assert points["console_scripts"]["sluicegate"] == "gateway.cli:main"
+    assert points["console_scripts"]["sluicegate"] == "gateway.launch:main"
     assert points["console_scripts"] == project["scripts"]
     for group in ("sluicegate.filters", "sluicegate.predicates"):
         assert points[group], f"no {group} entry points"
