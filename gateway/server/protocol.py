@@ -261,7 +261,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(piece)
             lines = self.chunk_lines
-            if lines is None or lines.account(len(piece)):
+            if lines is None or lines.account(data, base, base + len(piece)):
                 return True
             # SECURITY: llhttp would skip an extension of any size; Node refuses one over 16 KiB too.
             self._fail(BadRequest(f"a chunk-size line or the trailers exceed {MAX_CHUNK_LINE} bytes"))
