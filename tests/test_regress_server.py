@@ -180,6 +180,44 @@ async def test_pipelined_chunked_requests_with_blank_lines_in_their_bodies_are_a
         writer.close()
 
 
+async def test_a_burst_behind_a_chunked_body_with_blank_lines_is_held_to_the_queue_limit(
+    start_upstream: StartUpstream,
+) -> None:
+    # Body bytes go to llhttp whole where the message cannot end: the requests after its end must still be cut
+    # one head at a time, and the rest held once the queue is full.
+    opened = asyncio.Event()
+
+    async def answer(request: web.Request) -> web.Response:
+        data = await request.read()
+        if request.path == "/first":
+            await opened.wait()
+        return web.json_response({"path": request.path, "body_bytes": len(data)})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    upstream = await start_upstream(app)
+    gateway = Gateway(Settings(limits=Limits(max_pipelined=2)))
+    gateway.load_text(catch_all(upstream), "test-routes.yaml")
+    server = await gateway.start("127.0.0.1", 0)
+    body = blank_line_text(2, 20_000)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(chunked("/first", body, (4096,)) + b"".join(get(f"/p{i}") for i in range(40)))
+        async with asyncio.timeout(GUARD):
+            while not any(proto.held for proto in server.connections):
+                await asyncio.sleep(0.01)
+        (proto,) = server.connections
+        assert len(proto.queue) <= 3  # the limit, overshot by one request at most
+        opened.set()
+        for path, size in [("/first", len(body))] + [(f"/p{i}", 0) for i in range(40)]:
+            response = await read_response(reader)
+            seen = echoed(b"HTTP/1.1 200 OK\r\n\r\n" + response.body)
+            assert (seen["path"], seen["body_bytes"]) == (path, size)
+    finally:
+        writer.close()
+        await gateway.stop()
+
+
 async def send_all(writer: asyncio.StreamWriter, parts: list[bytes]) -> None:
     for part in parts:
         writer.write(part)
