@@ -250,6 +250,8 @@ class HttpProtocol(asyncio.Protocol):
             if remaining > 0:
                 return min(size, pos + remaining)
             if remaining < 0 and pos:
+                # SECURITY: sound only as llhttp is strict (no lenient flags): a chunk's data ends with CRLF and a
+                # size has no leading whitespace, so no last chunk (and no message end) hides from this search.
                 start = data.find(_LAST_CHUNK, pos - 1)
                 if start < 0:
                     return size
