@@ -145,6 +145,29 @@ async def test_underscore_headers_kept_when_allowed(upstream: Upstream, start_ga
     assert ["X_Custom", "1"] in echoed(reply.data)["headers"]
 
 
+async def test_allowed_underscore_names_never_smuggle_dropped_headers(
+    upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    # CGI/PHP and some nginx setups read X_Original_URL as X-Original-URL: an allowed underscore must not alias a
+    # forwarding, proxy-only or hop-by-hop field past the drop rules.
+    gw = await start_gateway(catch_all(upstream), Settings(headers_with_underscores="allow"))
+    aliases = [
+        ("X_Original_URL", "/admin"),
+        ("True_Client_IP", "203.0.113.7"),
+        ("X_Forwarded_For", "203.0.113.8"),
+        ("X_Real_IP", "203.0.113.9"),
+        ("Proxy_Authorization", "Basic c2VjcmV0"),
+    ]
+    reply = await converse(gw.port, get("/u", *aliases, ("X_Custom", "1")))
+    assert status_of(reply.data) == 200
+    echo = echoed(reply.data)
+    names = header_names(echo)
+    for name, value in aliases:
+        assert name.lower() not in names
+        assert value.encode() not in reply.data
+    assert ["X_Custom", "1"] in echo["headers"]
+
+
 # -- forwarding headers --------------------------------------------------------------------------------------
 
 

@@ -7,8 +7,11 @@ import asyncio
 import contextlib
 import json
 
+import httptools
 from aiohttp import web
 
+from gateway.body import StreamBody
+from gateway.server.chunks import ChunkLines
 from gateway.settings import Limits, Settings, Timeouts
 from tests.conftest import StartGateway, StartUpstream, Upstream, status_of
 from tests.helpers import (
@@ -396,6 +399,60 @@ async def test_chunk_extensions_within_the_bound_pass(upstream: Upstream, start_
         writer.close()
     assert status_of(response) == 200, response[:200]
     assert echoed(response)["body_bytes"] == 3 + 40 * 2
+
+
+class _ChunkedReader:
+    """llhttp (httptools) reading one chunked request, wired to ChunkLines the way the server's protocol is, so a
+    test decides exactly which bytes each read holds (a socket would split them as it likes)."""
+
+    def __init__(self) -> None:
+        self.body = StreamBody(None, lambda: None, lambda: None)
+        self.lines: ChunkLines | None = None
+        self.done = False
+        self.parser = httptools.HttpRequestParser(self)
+
+    def on_headers_complete(self) -> None:
+        self.lines = ChunkLines(self.body)
+
+    def on_body(self, data: bytes) -> None:
+        self.body.feed(data)
+
+    def on_chunk_header(self) -> None:
+        assert self.lines is not None
+        self.lines.on_line()
+
+    def on_chunk_complete(self) -> None:
+        assert self.lines is not None
+        self.lines.on_end()
+
+    def on_message_complete(self) -> None:
+        self.done, self.lines = True, None
+
+    def read(self, data: bytes) -> bool:
+        """Parse one read; False when ChunkLines refuses it."""
+        self.parser.feed_data(data)
+        return self.lines is None or self.lines.account(data, 0, len(data))
+
+
+def test_a_long_chunk_line_between_two_reads_that_both_end_a_line_is_refused() -> None:
+    # The reviewer's case: the long line begins in a read where an earlier line ended, and ends in the next read.
+    # Both reads end a chunk line, which used to restart the count in each: 400 KiB of extension passed.
+    reader = _ChunkedReader()
+    extension = b";e=" + b"v" * (200 * 1024)
+    assert not (
+        reader.read(CHUNKED_HEAD + b"5\r\nhello\r\n1" + extension) and reader.read(extension + b"\r\nX\r\n0\r\n\r\n")
+    )
+    assert not reader.done
+
+
+def test_a_chunk_line_within_the_bound_passes_whatever_the_reads() -> None:
+    extension = b";e=" + b"v" * (16 * 1024 - 3)  # 16 KiB of extension, `;` included: the most Node allows
+    message = CHUNKED_HEAD + b"5\r\nhello\r\n3" + extension + b"\r\nabc\r\n2" + extension + b"\r\nde\r\n0\r\n\r\n"
+    for cut in range(len(CHUNKED_HEAD) - 2, len(message), 997):
+        for second in (cut + 1, cut + 8192, cut + 20000):
+            reader = _ChunkedReader()
+            assert all(reader.read(part) for part in (message[:cut], message[cut:second], message[second:]) if part)
+            assert reader.done and reader.body.received == 10
 
 
 async def test_chunk_extension_bytes_do_not_reset_the_body_idle_clock(

@@ -128,6 +128,102 @@ async def test_pipelined_requests_with_bodies_beyond_a_small_queue_are_all_answe
         writer.close()
 
 
+def blank_line_text(seed: int, size: int) -> bytes:
+    """CRLF text with a blank line every few lines (so `\\r\\n\\r\\n` throughout), lines that look like a last
+    chunk (`0`, `0;x=1`) or a whole request: what a multipart upload or a text file may hold."""
+    lines = [b"y" * (seed % 90), b"", b"0", b"", b"0;x=1", b"", b"GET /smuggled HTTP/1.1", b"Host: gw", b"", b"10"]
+    text = b"\r\n".join(lines[(seed + i) % len(lines)] for i in range(size // 8 + 1))
+    return text[:size]
+
+
+def chunked(path: str, body: bytes, sizes: tuple[int, ...], last: bytes = b"0\r\n\r\n") -> bytes:
+    """A chunked POST of `body` in chunks of `sizes` (cycled), ending with `last` (the last chunk and trailers)."""
+    framed, pos, i = [], 0, 0
+    while pos < len(body):
+        piece = body[pos : pos + sizes[i % len(sizes)]]
+        framed.append(b"%x\r\n%b\r\n" % (len(piece), piece))
+        pos, i = pos + len(piece), i + 1
+    head = f"POST {path} HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    return head + b"".join(framed) + last
+
+
+@pytest.mark.parametrize("limit", [1, 3, 32])
+@pytest.mark.parametrize("fragment", [0, 4093], ids=["one-write", "fragments"])
+async def test_pipelined_chunked_requests_with_blank_lines_in_their_bodies_are_answered_in_order(
+    limit: int, fragment: int, upstream: Upstream, start_gateway: StartGateway
+) -> None:
+    # Body bytes that look like a message end or a head must never be taken for one, whatever the reads hold.
+    gw = await start_gateway(catch_all(upstream), Settings(limits=Limits(max_pipelined=limit)))
+    lasts = (b"0\r\n\r\n", b"0;ext=1\r\n\r\n", b"000\r\nX-Trailer: t\r\n\r\n")
+    requests, expected = [], []
+    for i in range(24):
+        body = blank_line_text(i, (0, 5, 700, 40_000, 300_000)[i % 5])
+        if i % 4 == 3:
+            requests.append(get(f"/g{i}"))
+            expected.append((f"/g{i}", b""))
+        else:
+            requests.append(chunked(f"/c{i}", body, ((1 << 12) + i, 16, 1 << 16), lasts[i % 3]))
+            expected.append((f"/c{i}", body))
+    stream = b"".join(requests)
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        parts = [stream] if not fragment else [stream[p : p + fragment] for p in range(0, len(stream), fragment)]
+        sender = asyncio.create_task(send_all(writer, parts))
+        for path, body in expected:
+            response = await read_response(reader)
+            assert response.status == 200, response
+            seen = echoed(b"HTTP/1.1 200 OK\r\n\r\n" + response.body)
+            assert (seen["path"], seen["body_bytes"]) == (path, len(body))
+            assert seen["body_sha256"] == hashlib.sha256(body).hexdigest()
+        await asyncio.wait_for(sender, GUARD)
+    finally:
+        writer.close()
+
+
+async def test_a_burst_behind_a_chunked_body_with_blank_lines_is_held_to_the_queue_limit(
+    start_upstream: StartUpstream,
+) -> None:
+    # Body bytes go to llhttp whole where the message cannot end: the requests after its end must still be cut
+    # one head at a time, and the rest held once the queue is full.
+    opened = asyncio.Event()
+
+    async def answer(request: web.Request) -> web.Response:
+        data = await request.read()
+        if request.path == "/first":
+            await opened.wait()
+        return web.json_response({"path": request.path, "body_bytes": len(data)})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    upstream = await start_upstream(app)
+    gateway = Gateway(Settings(limits=Limits(max_pipelined=2)))
+    gateway.load_text(catch_all(upstream), "test-routes.yaml")
+    server = await gateway.start("127.0.0.1", 0)
+    body = blank_line_text(2, 20_000)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(chunked("/first", body, (4096,)) + b"".join(get(f"/p{i}") for i in range(40)))
+        async with asyncio.timeout(GUARD):
+            while not any(proto.held for proto in server.connections):
+                await asyncio.sleep(0.01)
+        (proto,) = server.connections
+        assert len(proto.queue) <= 3  # the limit, overshot by one request at most
+        opened.set()
+        for path, size in [("/first", len(body))] + [(f"/p{i}", 0) for i in range(40)]:
+            response = await read_response(reader)
+            seen = echoed(b"HTTP/1.1 200 OK\r\n\r\n" + response.body)
+            assert (seen["path"], seen["body_bytes"]) == (path, size)
+    finally:
+        writer.close()
+        await gateway.stop()
+
+
+async def send_all(writer: asyncio.StreamWriter, parts: list[bytes]) -> None:
+    for part in parts:
+        writer.write(part)
+        await writer.drain()
+
+
 async def settle(progress: list[int], sender: asyncio.Task[None], quiet: float = 0.5) -> None:
     """Return once `sender` finished or `progress[0]` stopped growing for `quiet` s. A synchronisation point only:
     the assertions that follow hold whatever the moment, and a gateway that buffers without bound lets the sender

@@ -53,6 +53,8 @@ _PIPELINE, _STOPPED, _DRAIN, _HELD = "pipeline", "stopped", "drain", "held"
 #: Every request head, and every chunked body, ends with this: a read holding fewer of them than the pipelining
 #: queue has room for cannot overfill it, and pieces cut after one end at most one head each.
 _HEAD_END = b"\r\n\r\n"
+#: How the last chunk of a chunked body begins: the LF ending the head or a chunk's data, then a zero size.
+_LAST_CHUNK = b"\n0"
 #: The shortest request llhttp completes ("GET /" and the head end): a read shorter than this many bytes per free
 #: place in the queue cannot overfill it, without counting anything.
 _SHORTEST_REQUEST = 9
@@ -182,55 +184,81 @@ class HttpProtocol(asyncio.Protocol):
         if self.held:
             self.held += data  # read before pausing took effect: parsed after what is already held
             return
-        # Inline, for the usual read of one request: shorter than the shortest requests the queue has room for.
-        if len(data) >= _SHORTEST_REQUEST * (self.max_pipelined - 1 - len(self.queue)) and self._may_overfill(data):
+        if self.in_body:
+            body = self.current.body if self.current is not None else None
+            if isinstance(body, StreamBody) and body.length is not None and body.length - body.received >= len(data):
+                self._feed(data, data, 0)  # all of it is this body (the usual read of an upload): nothing to bound
+            else:
+                self._feed_bounded(data)
+            return
+        room = self.max_pipelined - len(self.queue)
+        # Inline, for the usual read of one request: too short to hold as many requests as the queue has room for,
+        # or (a head up to one slice long, as browsers send) holding no head end but at its very end.
+        if len(data) < _SHORTEST_REQUEST * (room - 1) or (
+            room > self.reading_head and len(data) <= HEAD_SLICE and data.find(_HEAD_END, 0, len(data) - 4) < 0
+        ):
+            if self._charge_head(len(data)):
+                self._feed(data, data, 0)
+        elif data.count(_HEAD_END) + self.reading_head > room:
+            # Each request queued while `data` is parsed has its head end in it (but one head already begun).
             self._feed_bounded(data)
-        elif not self.in_body and len(data) > HEAD_SLICE:
+        elif len(data) > HEAD_SLICE:
             self._feed_slices(data)
         elif self._charge_head(len(data)):
             self._feed(data, data, 0)
 
-    def _may_overfill(self, data: bytes) -> bool:
-        """True when parsing all of `data` could queue more than `limits.max_pipelined` requests.
-
-        Each request queued while `data` is parsed has its head end in it (but one head already begun), so
-        counting head ends bounds them; the bytes that surely belong to the body being read are skipped.
-        """
-        start = 0
-        if self.in_body:
-            body = self.current.body if self.current is not None else None
-            if isinstance(body, StreamBody) and body.length is not None:
-                start = body.length - body.received
-                if start >= len(data):
-                    return False  # all of it is this body (the usual case of an upload): nothing to count
-        room = self.max_pipelined - len(self.queue)
-        if len(data) - start < _SHORTEST_REQUEST * (room - 1):
-            return False  # fewer bytes than `room` requests need
-        return data.count(_HEAD_END, start) + self.reading_head > room
-
     def _feed_bounded(self, data: bytes) -> None:
-        """Feed `data` in pieces that end after a head end, and stop between messages once the queue is full.
+        """Feed `data` in pieces that hold at most one head end where a head may end, and stop between messages
+        once the queue is full.
 
         The rest is held, and reading paused, until a response frees a place (`_release_held`): a client pipelining
         more than the queue holds is slowed down, not refused. A piece completes one head (two when it also ends one
-        begun in an earlier read), so the queue overshoots the limit by one request at most.
+        begun in an earlier read), so the queue overshoots the limit by one request at most. Body bytes the message
+        cannot end in go to the parser whole (`_body_piece_end`): a blank line in a body costs nothing.
         """
         view, pos, size = memoryview(data), 0, len(data)
         while pos < size and not self.dead_parser:
-            if not self.in_body and len(self.queue) >= self.max_pipelined:
+            if self.in_body:
+                stop = self._body_piece_end(data, pos)
+            elif len(self.queue) >= self.max_pipelined:
                 self.held = data[pos:]
                 self.pause_reading(_HELD)
                 if self.reading_head:
                     self._disarm()  # we stopped reading this head, the client did not
                 return
-            end = data.find(_HEAD_END, pos)
-            stop = size if end < 0 else end + len(_HEAD_END)
-            if not self.in_body:
-                stop = min(stop, pos + HEAD_SLICE)
+            else:
+                end = data.find(_HEAD_END, pos)
+                stop = min(size if end < 0 else end + len(_HEAD_END), pos + HEAD_SLICE)
             piece = view[pos:stop]
             if not self._charge_head(len(piece)) or not self._feed(piece, data, pos):
                 return
             pos = stop
+
+    def _body_piece_end(self, data: bytes, pos: int) -> int:
+        """Where the piece of body bytes from `pos` ends: where the message ends or may end, not before.
+
+        A sized body ends after its remaining length. A chunked message ends at the first head end (CRLF CRLF)
+        after its last chunk began, and a last chunk begins with `0` after an LF (the head's, or that of the CRLF
+        ending a chunk's data): bytes before the next LF-`0` (one may straddle the cut) cannot end the message and
+        go whole; from one, the piece stops at the next head end, as it does at a read's start (the last chunk may
+        have begun in an earlier read). So only the body bytes between a `\n0` and the next blank line are cut.
+        """
+        size = len(data)
+        body = self.current.body if self.current is not None else None
+        if isinstance(body, StreamBody):
+            remaining = body.length - body.received if body.length is not None else -1
+            if remaining > 0:
+                return min(size, pos + remaining)
+            if remaining < 0 and pos:
+                # SECURITY: sound only as llhttp is strict (no lenient flags): a chunk's data ends with CRLF and a
+                # size has no leading whitespace, so no last chunk (and no message end) hides from this search.
+                start = data.find(_LAST_CHUNK, pos - 1)
+                if start < 0:
+                    return size
+                if start > pos:
+                    return start
+        end = data.find(_HEAD_END, pos)
+        return size if end < 0 else end + len(_HEAD_END)
 
     def _release_held(self) -> None:
         """A place in the queue came free: parse what was held back, then read from the socket again."""
@@ -261,7 +289,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(piece)
             lines = self.chunk_lines
-            if lines is None or lines.account(len(piece)):
+            if lines is None or lines.account(data, base, base + len(piece)):
                 return True
             # SECURITY: llhttp would skip an extension of any size; Node refuses one over 16 KiB too.
             self._fail(BadRequest(f"a chunk-size line or the trailers exceed {MAX_CHUNK_LINE} bytes"))

@@ -43,11 +43,14 @@ class EdgeFields:
     untrusted_drop: frozenset[str]
     #: Fields the edge rules read or drop; every other field passes the scan with one set lookup.
     notable: frozenset[str]
+    #: `headers_with_underscores: allow`: names are also checked against the drop sets with `_` read as `-`.
+    fold_underscores: bool = False
 
     @classmethod
     def of(cls, settings: Settings) -> EdgeFields:
         untrusted = _TRUSTED_DROP | FORWARDING | {name.lower() for name in settings.proxy_only_headers}
-        return cls(_TRUSTED_DROP, untrusted, untrusted | _READ)
+        fold = settings.headers_with_underscores == "allow"
+        return cls(_TRUSTED_DROP, untrusted, untrusted | _READ, fold)
 
 
 @dataclass(slots=True)
@@ -97,6 +100,10 @@ class _Fields:
                     values.append(value)
                 if lower in drop:
                     self.strip.add(lower)
+        if rules.fold_underscores:
+            # SECURITY: CGI/PHP and some nginx setups read `_` as `-`, so X_Original_URL would reach them as
+            # X-Original-URL. (Otherwise the server dropped or refused underscored names already: nothing to check.)
+            self.strip.update(name for name, _, _ in headers.raw() if "_" in name and name.replace("_", "-") in drop)
         connection = found.get("connection")
         if connection:
             # RFC 9110 §7.6.1: fields named in Connection are hop-by-hop too; Host is never dropped this way.

@@ -323,7 +323,7 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(piece)
             lines = self._chunk_lines
-            if lines is None or lines.account(len(piece)):
+            if lines is None or lines.account(data, base, base + len(piece)):
                 return True
             # SECURITY: an upstream trickling an endless extension must not hold the exchange (or the client).
             self._fail(UpstreamProtocolError(f"a chunk-size line or the trailers exceed {MAX_CHUNK_LINE} bytes"))
