@@ -47,7 +47,7 @@ def test_filters_doc_check_ignores_installed_plugins(tmp_path: Path, monkeypatch
     """A plugin in the dev venv — even one with a problem (an order outside the bands) — cannot fail the doc check."""
     monkeypatch.syspath_prepend(str(install_example(tmp_path / "example")))
     source = (
-        "from pydantic import Field\nfrom gateway.spec import ComponentConfig, FilterSpec\n"
+        "from pydantic import Field\nfrom gateway.api import ComponentConfig, FilterSpec\n"
         "class Config(ComponentConfig):\n    flag: bool = Field(True, description='A flag.')\n"
         "async def _filter(exchange, call_next):\n    return await call_next(exchange)\n"
         "SPEC = FilterSpec(name='OrderThief', order=50, config=Config, build=lambda c, ctx: _filter,\n"

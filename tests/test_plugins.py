@@ -55,7 +55,7 @@ def test_cli_lists_the_plugin(example_site: Path) -> None:
 
 SPEC_SOURCE = """
 from pydantic import Field
-from gateway.spec import ComponentConfig, FilterSpec
+from gateway.api import ComponentConfig, FilterSpec
 
 class Config(ComponentConfig):
     flag: bool = Field(True, description="A flag.")
@@ -91,7 +91,7 @@ def test_plugin_named_like_a_builtin_is_refused(tmp_path: Path, monkeypatch: pyt
 
 # A plugin that records the path it sees, with the same order number as the built-in StripPrefix (901).
 PATH_RECORDER = """
-from gateway.spec import ComponentConfig, FilterSpec
+from gateway.api import ComponentConfig, FilterSpec
 
 class Config(ComponentConfig):
     pass
