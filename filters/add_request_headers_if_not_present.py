@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from gateway.errors import HeaderInjection
-from gateway.exchange import Exchange, Next, Response
-from gateway.headers import Headers, check_name
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, header_name, header_value
-from gateway.template import Template
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    HeaderInjection,
+    Headers,
+    Next,
+    Response,
+    Template,
+    check_name,
+    header_name,
+    header_value,
+)
 
 MAX_PAIRS = 64
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec
-from gateway.template import Template
-from gateway.uri import encode_query
+from gateway.api import BuildContext, ComponentConfig, Exchange, FilterSpec, Next, Response, Template, encode_query
 
 
 class AddRequestParameterConfig(ComponentConfig):

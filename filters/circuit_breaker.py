@@ -25,15 +25,28 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
+from gateway.api import (
+    BuildContext,
+    CircuitOpen,
+    ClientClosed,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    GatewayError,
+    Headers,
+    InternalError,
+    Next,
+    Response,
+    Template,
+    UpstreamRef,
+    comma_items,
+    header_value,
+    parse_duration,
+    spring_enum,
+)
 from gateway.dispatch import REDISPATCH
-from gateway.errors import CircuitOpen, ClientClosed, GatewayError, InternalError
-from gateway.exchange import Exchange, Next, Response, UpstreamRef
-from gateway.headers import Headers
 from gateway.resilience.breaker import BREAKERS, EXECUTION_EXCEPTION, Breaker, BreakerConfig, FailureStatus
-from gateway.resilience.duration import parse_duration
 from gateway.resilience.fallback import DEFER_FALLBACK
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, comma_items, header_value, spring_enum
-from gateway.template import Template
 
 #: Spring HttpStatus names that Python's http.HTTPStatus spells differently.
 _SPRING_NAMES = {"PAYLOAD_TOO_LARGE": 413, "URI_TOO_LONG": 414, "I_AM_A_TEAPOT": 418, "TOO_EARLY": 425}

@@ -12,9 +12,17 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.headers import Headers, is_token
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, spring_enum
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    Headers,
+    Next,
+    Response,
+    is_token,
+    spring_enum,
+)
 
 Strategy = Literal["RETAIN_FIRST", "RETAIN_LAST", "RETAIN_UNIQUE"]
 

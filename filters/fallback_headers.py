@@ -11,10 +11,8 @@ import re
 
 from pydantic import Field
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.headers import to_wire
+from gateway.api import BuildContext, ComponentConfig, Exchange, FilterSpec, Next, RequestHeaderName, Response, to_wire
 from gateway.resilience.breaker import EXECUTION_EXCEPTION
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, RequestHeaderName
 
 #: Longest message passed on: enough to diagnose, too short to carry a body's worth of upstream detail.
 MAX_MESSAGE = 256

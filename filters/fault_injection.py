@@ -15,11 +15,19 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from gateway.errors import InjectedFault
-from gateway.exchange import Exchange, Next, Response
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    HeaderName,
+    InjectedFault,
+    Next,
+    Response,
+    header_value,
+    parse_duration,
+)
 from gateway.metrics import METRICS
-from gateway.resilience.duration import parse_duration
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, HeaderName, header_value
 
 BASIS_POINTS = 10_000  # 100 %
 

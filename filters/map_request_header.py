@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, HeaderName, RequestHeaderName
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    HeaderName,
+    Next,
+    RequestHeaderName,
+    Response,
+)
 
 
 class MapRequestHeaderConfig(ComponentConfig):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.hygiene import PRESERVE_HOST
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec
+from gateway.api import PRESERVE_HOST, BuildContext, ComponentConfig, Exchange, FilterSpec, Next, Response
 
 
 class PreserveHostHeaderConfig(ComponentConfig):

@@ -17,11 +17,20 @@ from urllib.parse import quote
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.headers import Headers
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec
-from gateway.template import Template
-from gateway.uri import PathTemplate, check_query_text, probe, render_query_template
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    Headers,
+    Next,
+    PathTemplate,
+    Response,
+    Template,
+    check_query_text,
+    probe,
+    render_query_template,
+)
 
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.DOTALL)  # config text only
 _AUTHORITY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@\[\]]|%[0-9A-Fa-f]{2})+")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, HeaderName
+from gateway.api import BuildContext, ComponentConfig, Exchange, FilterSpec, HeaderName, Next, Response
 
 
 class RemoveResponseHeaderConfig(ComponentConfig):

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from gateway.errors import HeadersTooLarge
-from gateway.exchange import Exchange, Next, Response
-from gateway.headers import Headers
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, ResponseHeaderName
-from gateway.units import parse_data_size
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    Headers,
+    HeadersTooLarge,
+    Next,
+    Response,
+    ResponseHeaderName,
+    parse_data_size,
+)
 
 MAX_LIMIT = 1 << 20
 

@@ -11,11 +11,17 @@ import math
 
 from pydantic import Field, field_validator
 
-from gateway.body import Body
-from gateway.errors import PayloadTooLarge
-from gateway.exchange import Exchange, Next, Response
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec
-from gateway.units import parse_data_size
+from gateway.api import (
+    Body,
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    Next,
+    PayloadTooLarge,
+    Response,
+    parse_data_size,
+)
 
 DEFAULT_MAX_SIZE = 5_000_000  # SCG's default: DataSize.ofBytes(5000000)
 MAX_MAX_SIZE = 1 << 40  # 1 TB (Spring units), a bound for the schema

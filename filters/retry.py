@@ -19,16 +19,30 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from gateway.errors import GatewayError, UpstreamTimeout
-from gateway.exchange import CLOSE_CONNECTION, UPSTREAM_SECONDS, Exchange, Next, Response
+from gateway.api import (
+    EXCEPTION_REASONS,
+    Block,
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    GatewayError,
+    Next,
+    Response,
+    UpstreamTimeout,
+    backoff_delays,
+    comma_items,
+    parse_data_size,
+    parse_duration,
+    retry_after_seconds,
+    retry_reason,
+    spring_enum,
+    status_code,
+)
+from gateway.exchange import CLOSE_CONNECTION, UPSTREAM_SECONDS
 from gateway.metrics import METRICS
-from gateway.resilience.backoff import backoff_delays, retry_after_seconds
 from gateway.resilience.budget import BUDGETS, RetryBudget
-from gateway.resilience.duration import parse_duration
 from gateway.resilience.fallback import DEFER_FALLBACK, DeferredFallback
-from gateway.resilience.retry_rules import EXCEPTION_REASONS, retry_reason, status_code
-from gateway.spec import Block, BuildContext, ComponentConfig, FilterSpec, comma_items, spring_enum
-from gateway.units import parse_data_size
 
 Series = Literal["INFORMATIONAL", "SUCCESSFUL", "REDIRECTION", "CLIENT_ERROR", "SERVER_ERROR"]
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]

@@ -12,10 +12,20 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AliasChoices, Field, ValidationInfo, field_validator
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.regex import Regex, compile_regex
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, ResponseHeaderName, spring_enum, valid_regex
-from gateway.uri import check_authority
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    Next,
+    Regex,
+    Response,
+    ResponseHeaderName,
+    check_authority,
+    compile_regex,
+    spring_enum,
+    valid_regex,
+)
 
 StripVersion = Literal["NEVER_STRIP", "AS_IN_REQUEST", "ALWAYS_STRIP"]
 DEFAULT_PROTOCOLS = "https?|ftps?"

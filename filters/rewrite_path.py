@@ -11,10 +11,23 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.regex import Regex, RegexError, Replacement, compile_regex
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, replacing_regex
-from gateway.uri import check_path_length, check_path_text, finish_path, sub_within
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    Next,
+    Regex,
+    RegexError,
+    Replacement,
+    Response,
+    check_path_length,
+    check_path_text,
+    compile_regex,
+    finish_path,
+    replacing_regex,
+    sub_within,
+)
 
 
 class _Probe:

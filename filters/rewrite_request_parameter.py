@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec
-from gateway.uri import encode_query, remove_parameter
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    Next,
+    Response,
+    encode_query,
+    remove_parameter,
+)
 
 
 class RewriteRequestParameterConfig(ComponentConfig):

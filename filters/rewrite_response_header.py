@@ -10,19 +10,24 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from gateway.errors import InternalError
-from gateway.exchange import Exchange, Next, Response
-from gateway.headers import to_wire
-from gateway.regex import Regex, Replacement, compile_regex, replacement_validator
-from gateway.spec import (
+from gateway.api import (
     BuildContext,
     ComponentConfig,
+    Exchange,
     FilterSpec,
+    InternalError,
+    Next,
+    Regex,
+    Replacement,
+    Response,
     ResponseHeaderName,
+    compile_regex,
     header_value,
+    replacement_validator,
     replacing_regex,
+    sub_within,
+    to_wire,
 )
-from gateway.uri import sub_within
 
 #: Longest rewritten value, in bytes on the wire.
 MAX_VALUE = 16 * 1024

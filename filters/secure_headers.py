@@ -11,9 +11,7 @@ from collections.abc import Mapping
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.headers import to_wire
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, header_value
+from gateway.api import BuildContext, ComponentConfig, Exchange, FilterSpec, Next, Response, header_value, to_wire
 
 #: Header (lower-cased) → (config field holding its value, name as sent). Order is the order they are added.
 HEADERS: Mapping[str, tuple[str, str]] = {

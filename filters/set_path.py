@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec
-from gateway.uri import PathTemplate
+from gateway.api import BuildContext, ComponentConfig, Exchange, FilterSpec, Next, PathTemplate, Response
 
 
 class SetPathConfig(ComponentConfig):

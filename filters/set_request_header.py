@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, RequestHeaderName, header_value
-from gateway.template import Template
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    Next,
+    RequestHeaderName,
+    Response,
+    Template,
+    header_value,
+)
 
 
 class SetRequestHeaderConfig(ComponentConfig):

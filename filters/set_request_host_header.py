@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from gateway.errors import BadRequest
-from gateway.exchange import Exchange, Next, Response
-from gateway.hygiene import PRESERVE_HOST
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec
-from gateway.template import Template
-from gateway.uri import check_authority, probe, valid_authority
+from gateway.api import (
+    PRESERVE_HOST,
+    BadRequest,
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    Next,
+    Response,
+    Template,
+    check_authority,
+    probe,
+    valid_authority,
+)
 
 
 class SetRequestHostHeaderConfig(ComponentConfig):

@@ -6,8 +6,7 @@ from http import HTTPStatus
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec, ResponseHeaderName
+from gateway.api import BuildContext, ComponentConfig, Exchange, FilterSpec, Next, Response, ResponseHeaderName
 
 #: Spring HttpStatus names that Python's http.HTTPStatus spells differently (or lacks on 3.11).
 SPRING_NAMES = {

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gateway.exchange import Exchange, Next, Response
-from gateway.spec import BuildContext, ComponentConfig, FilterSpec
+from gateway.api import BuildContext, ComponentConfig, Exchange, FilterSpec, Next, Response
 
 
 class StripPrefixConfig(ComponentConfig):

@@ -79,7 +79,7 @@ def _markdown_entry(spec: FilterSpec[Any] | PredicateSpec[Any], origin: str) -> 
     lines = [f"### {spec.name}", "", spec.summary, ""]
     if isinstance(spec, FilterSpec):
         lines.append(
-            f"- Order: {spec.order} (band {spec.band}: {BANDS.get(spec.band, 'custom')})"
+            f"- Band: {spec.band} ({BANDS.get(spec.band, 'custom')}; order {spec.order})"
             + ("; replays the inner chain" if spec.replays else "")
         )
     lines += [
@@ -94,6 +94,11 @@ def _markdown_entry(spec: FilterSpec[Any] | PredicateSpec[Any], origin: str) -> 
         lines += [f"| `{n}` | {t} | `{d}` | {b} | {desc} |" for n, t, d, b, desc in rows]
         lines.append("")
     return lines
+
+
+def _by_band(spec: FilterSpec[Any]) -> tuple[int, int, str]:
+    # The order number inside a band decides nothing at run time (D26); it only keeps this listing stable.
+    return spec.band, spec.order, spec.name
 
 
 def render_markdown(registry: Registry) -> str:
@@ -112,8 +117,13 @@ def render_markdown(registry: Registry) -> str:
     ]
     for name in sorted(registry.predicates):
         lines += _markdown_entry(registry.predicates[name], registry.origins[name])
-    lines += ["## Filters", "", "Filters run in order of their band, then in the route's YAML order.", ""]
-    for spec in sorted(registry.filters.values(), key=lambda s: (s.order, s.name)):
+    lines += [
+        "## Filters",
+        "",
+        "Filters run in order of their band, then in the route's YAML order; a spec's `order` only names its band.",
+        "",
+    ]
+    for spec in sorted(registry.filters.values(), key=_by_band):
         lines += _markdown_entry(spec, registry.origins[spec.name])
     return "\n".join(lines).rstrip() + "\n"
 
@@ -140,9 +150,9 @@ def render_catalogue(registry: Registry, fmt: str) -> str:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
     out = ["PREDICATES"]
     out += [f"  {n:<28} {_shortcut(s)}  [{registry.origins[n]}]" for n, s in sorted(registry.predicates.items())]
-    out.append("FILTERS (order, name, shortcut)")
-    for spec in sorted(registry.filters.values(), key=lambda s: s.order):
-        out.append(f"  {spec.order:>4} {spec.name:<28} {_shortcut(spec)}  [{registry.origins[spec.name]}]")
+    out.append("FILTERS (band, name, shortcut; within a band, filters run in the route's YAML order)")
+    for spec in sorted(registry.filters.values(), key=_by_band):
+        out.append(f"  {spec.band:>4} {spec.name:<28} {_shortcut(spec)}  [{registry.origins[spec.name]}]")
         for name, typ, default, bounds, desc in _rows(spec):
             out.append(f"         - {name}: {typ} = {default} ({bounds}) {_plain(desc)}")
     return "\n".join(out) + "\n"

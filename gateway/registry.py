@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.spec import BANDS, FilterSpec, PredicateSpec, band_of
+from gateway.spec import BANDS, FilterSpec, PredicateSpec
 
 FILTER_GROUP = "sluicegate.filters"
 PREDICATE_GROUP = "sluicegate.predicates"
@@ -99,34 +99,23 @@ def _clash(new: EntryPoint, old: EntryPoint) -> str:
     return f"{_describe(new)} clashes with {_describe(old)}: two plugins with one name"
 
 
-def _check_orders(filters: dict[str, tuple[Any, EntryPoint]], problems: list[str]) -> None:
-    by_order: dict[int, EntryPoint] = {}
-    clashes: list[tuple[int, EntryPoint, EntryPoint]] = []
+def _check_bands(filters: dict[str, tuple[Any, EntryPoint]], problems: list[str]) -> None:
+    # An order only names a band; within a band the route's YAML order decides (D26), so specs may share a number.
     for spec, ep in filters.values():
         if not min(BANDS) <= spec.order < 1000:
             problems.append(f"{_describe(ep)} has order {spec.order}, outside the bands 100-999")
-        if spec.order in by_order:
-            clashes.append((spec.order, ep, by_order[spec.order]))
-        by_order[spec.order] = ep
-    for order, ep, other in clashes:
-        band = band_of(order)
-        taken = ", ".join(str(o) for o in sorted(by_order) if band_of(o) == band)
-        problems.append(
-            f"{_describe(ep)} and {_describe(other)} both claim order {order}; orders taken in band {band} "
-            f"({BANDS.get(band, 'custom')}): {taken}; give one of them a free order in its band"
-        )
 
 
 def scan_registry(distribution: str | None = None) -> tuple[Registry, list[str]]:
     """Discover and validate the installed predicates and filters — only `distribution`'s when given.
 
-    Returns everything that loaded (both specs of an order clash included) and every problem found, so a tool
-    can show the whole picture; `load_registry` is the strict form the gateway starts with.
+    Returns everything that loaded (a spec with a problem in its order or schema included) and every problem
+    found, so a tool can show the whole picture; `load_registry` is the strict form the gateway starts with.
     """
     problems: list[str] = []
     filters = _load(FILTER_GROUP, FilterSpec, problems, distribution)
     predicates = _load(PREDICATE_GROUP, PredicateSpec, problems, distribution)
-    _check_orders(filters, problems)
+    _check_bands(filters, problems)
     origins = {name: _dist_name(ep) for name, (_, ep) in {**predicates, **filters}.items()}
     registry = Registry(
         filters={name: spec for name, (spec, _) in filters.items()},

@@ -315,6 +315,8 @@ class BuildContext:
 @dataclass(frozen=True)
 class FilterSpec(Generic[C]):
     name: str
+    #: Names the filter's band (100-999, see BANDS); specs may share a number, since within a band the route's
+    #: YAML order decides (D26).
     order: int
     config: type[C]
     build: Callable[[C, BuildContext], Filter]

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.registry import RegistryError, load_registry
 from tests.conftest import StartGateway, Upstream
+from tests.helpers import fetch, one_route
 from tests.plugins import install_example, write_distribution
 
 
@@ -54,7 +55,7 @@ def test_cli_lists_the_plugin(example_site: Path) -> None:
 
 SPEC_SOURCE = """
 from pydantic import Field
-from gateway.spec import ComponentConfig, FilterSpec
+from gateway.api import ComponentConfig, FilterSpec
 
 class Config(ComponentConfig):
     flag: bool = Field(True, description="A flag.")
@@ -88,11 +89,50 @@ def test_plugin_named_like_a_builtin_is_refused(tmp_path: Path, monkeypatch: pyt
     assert "clashes with the built-in" in message and "team-clash" in message
 
 
-def test_two_specs_with_one_order_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _plugin(tmp_path, monkeypatch, "team-order", "OrderThief", 901)
-    with pytest.raises(RegistryError, match="both claim order 901") as caught:
+# A plugin that records the path it sees, with the same order number as the built-in StripPrefix (901).
+PATH_RECORDER = """
+from gateway.api import ComponentConfig, FilterSpec
+
+class Config(ComponentConfig):
+    pass
+
+async def _filter(exchange, call_next):
+    exchange.headers.set("X-Path-Seen", exchange.path)
+    return await call_next(exchange)
+
+SPEC = FilterSpec(name="PathRecorder", order=901, config=Config, build=lambda c, ctx: _filter,
+                  summary="test plugin", example={})
+"""
+
+
+@pytest.mark.parametrize(
+    ("filters", "seen_by_recorder"),
+    [('["StripPrefix=1", "PathRecorder"]', "/things"), ('["PathRecorder", "StripPrefix=1"]', "/api/things")],
+)
+async def test_two_specs_sharing_an_order_load_and_run_in_yaml_order(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    upstream: Upstream,
+    start_gateway: StartGateway,
+    filters: str,
+    seen_by_recorder: str,
+) -> None:
+    """An order number only names the band (D26): sharing one is no problem, and the route's YAML order decides."""
+    _plugin(tmp_path, monkeypatch, "team-recorder", "PathRecorder", 901, source=PATH_RECORDER)
+    registry = load_registry()
+    assert registry.filters["PathRecorder"].order == registry.filters["StripPrefix"].order == 901
+    gw = await start_gateway(one_route(upstream.url, filters))
+    reply = await fetch(gw, "/api/things")
+    assert reply.status == 200
+    assert reply.seen()["path"] == "/things"
+    assert reply.upstream_got("X-Path-Seen") == [seen_by_recorder]
+
+
+def test_order_outside_the_bands_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugin(tmp_path, monkeypatch, "team-unbanded", "Unbanded", 50)
+    with pytest.raises(RegistryError, match="has order 50, outside the bands 100-999") as caught:
         load_registry()
-    assert "team-order" in str(caught.value)
+    assert "team-unbanded" in str(caught.value)
 
 
 def test_plugin_that_fails_to_import_names_its_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,25 +169,25 @@ def test_cli_refuses_to_start_with_a_bad_plugin(tmp_path: Path) -> None:
     assert "team-clash" in out.stderr and "SetStatus" in out.stderr
 
 
-def test_cli_lists_everything_despite_an_order_clash_and_names_the_taken_orders(tmp_path: Path) -> None:
-    """`sluicegate filters` is the tool that shows free orders: a clash must not hide the list."""
+def test_cli_lists_a_plugin_sharing_a_builtins_order_without_a_problem(tmp_path: Path) -> None:
+    """Two specs with one order number are fine (D26): `sluicegate filters` lists both, by band, and exits 0."""
     write_distribution(
         tmp_path / "site",
         "team-order",
-        {"sluicegate.filters": {"OrderThief": "plug_thief:SPEC"}},
-        {"plug_thief": SPEC_SOURCE.format(name="OrderThief", order=901)},
+        {"sluicegate.filters": {"OrderSharer": "plug_sharer:SPEC"}},
+        {"plug_sharer": SPEC_SOURCE.format(name="OrderSharer", order=901)},
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     out = subprocess.run(
         [sys.executable, "-m", "gateway", "filters"], env=env, capture_output=True, text=True, timeout=60
     )
-    assert out.returncode != 0
-    listed = {line.split()[1] for line in out.stdout.splitlines() if re.match(r"\s+\d+ \S", line)}
-    assert {"OrderThief", "StripPrefix", "Retry", "CircuitBreaker"} <= listed
-    assert "both claim order 901" in out.stderr and "team-order" in out.stderr
-    taken = re.search(r"orders taken in band 900 \([^)]*\): ([\d, ]+)", out.stderr)
-    assert taken and "901" in taken.group(1).split(", ")
+    assert out.returncode == 0, out.stderr
+    assert "order" not in out.stderr
+    bands = {line.split()[1]: line.split()[0] for line in out.stdout.splitlines() if re.match(r"\s+\d+ \S", line)}
+    assert {"OrderSharer", "StripPrefix", "Retry", "CircuitBreaker"} <= set(bands)
+    assert bands["OrderSharer"] == bands["StripPrefix"] == "900" and bands["Retry"] == "600"
+    assert "in the route's YAML order" in out.stdout
     builtin = subprocess.run(
         [sys.executable, "-m", "gateway", "filters", "--builtin"], env=env, capture_output=True, text=True, timeout=60
     )
-    assert builtin.returncode == 0 and "OrderThief" not in builtin.stdout and "StripPrefix" in builtin.stdout
+    assert builtin.returncode == 0 and "OrderSharer" not in builtin.stdout and "StripPrefix" in builtin.stdout

@@ -6,9 +6,15 @@ import time
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec
-from gateway.timeparse import INSTANT_DESCRIPTION, instant_text, parse_instant
+from gateway.api import (
+    INSTANT_DESCRIPTION,
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    PredicateSpec,
+    instant_text,
+    parse_instant,
+)
 
 
 class AfterConfig(ComponentConfig):

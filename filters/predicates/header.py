@@ -7,9 +7,16 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange
-from gateway.regex import Regex, compile_regex
-from gateway.spec import BuildContext, ComponentConfig, HeaderName, PredicateSpec, valid_regex
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    HeaderName,
+    PredicateSpec,
+    Regex,
+    compile_regex,
+    valid_regex,
+)
 
 
 class HeaderConfig(ComponentConfig):

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange, MatchHints
-from gateway.routing.capture import match_any
-from gateway.routing.hostpattern import HostPattern, compile_host_pattern
-from gateway.routing.pathpattern import PatternError
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec, compiles_each, one_or_many
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    HostPattern,
+    MatchHints,
+    PatternError,
+    PredicateSpec,
+    compile_host_pattern,
+    compiles_each,
+    match_any,
+    one_or_many,
+)
 
 
 class HostConfig(ComponentConfig):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange
-from gateway.headers import is_token
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec, one_or_many
+from gateway.api import BuildContext, ComponentConfig, Exchange, PredicateSpec, is_token, one_or_many
 
 
 class MethodConfig(ComponentConfig):

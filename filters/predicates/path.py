@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange, MatchHints
-from gateway.routing.capture import match_any
-from gateway.routing.pathpattern import PathPattern, PatternError, compile_path_pattern
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec, compiles_each, one_or_many
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    MatchHints,
+    PathPattern,
+    PatternError,
+    PredicateSpec,
+    compile_path_pattern,
+    compiles_each,
+    match_any,
+    one_or_many,
+)
 
 
 class PathConfig(ComponentConfig):

@@ -11,9 +11,16 @@ from urllib.parse import unquote_plus
 
 from pydantic import Field, field_validator
 
-from gateway.exchange import Exchange, ExchangeKey
-from gateway.regex import Regex, compile_regex
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec, valid_regex
+from gateway.api import (
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    ExchangeKey,
+    PredicateSpec,
+    Regex,
+    compile_regex,
+    valid_regex,
+)
 
 Params = dict[str, list[str | None]]
 

@@ -9,9 +9,15 @@ client can write. An entry that is not an IP address where the client should be 
 
 from __future__ import annotations
 
-from gateway.addresses import CidrSet, client_behind_proxies
-from gateway.exchange import Exchange
-from gateway.spec import BuildContext, CidrSources, ComponentConfig, PredicateSpec
+from gateway.api import (
+    BuildContext,
+    CidrSet,
+    CidrSources,
+    ComponentConfig,
+    Exchange,
+    PredicateSpec,
+    client_behind_proxies,
+)
 
 
 class RemoteAddrConfig(ComponentConfig):

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gateway.exchange import Exchange
-from gateway.routing.weights import WeightChooser
-from gateway.spec import BuildContext, ComponentConfig, PredicateSpec
+from gateway.api import BuildContext, ComponentConfig, Exchange, PredicateSpec, WeightChooser
 
 
 class WeightConfig(ComponentConfig):

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gateway.addresses import CidrSet, nth_from_right
-from gateway.exchange import Exchange
-from gateway.spec import BuildContext, CidrSources, ComponentConfig, PredicateSpec
+from gateway.api import BuildContext, CidrSet, CidrSources, ComponentConfig, Exchange, PredicateSpec, nth_from_right
 
 
 class XForwardedRemoteAddrConfig(ComponentConfig):

@@ -1,0 +1,107 @@
+"""The plugin boundary: built-in filters and predicates, and the example plugin, import only `gateway.api`.
+
+The built-ins use nothing a team's plugin could not, so they prove the public API is enough. The few imports of
+process-wide state that issue 10 replaces are listed below as known exceptions; each set may only shrink (an
+entry no module uses any more fails the test, so it is removed when its import goes).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import gateway.api
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILTINS = ROOT / "filters"
+EXAMPLE = ROOT / "examples" / "sluicegate-example-filter" / "sluicegate_example"
+
+#: Imports of process-wide state that item 2 of issue 10 replaces with `BuildContext` services.
+ALLOWED_UNTIL_SERVICES = frozenset(
+    {
+        # the metrics registry global (Retry, FaultInjection) -> the metrics factory
+        ("gateway.metrics", "METRICS"),
+        # per-worker retry budgets (Retry) -> keyed state
+        ("gateway.resilience.budget", "BUDGETS"),
+        ("gateway.resilience.budget", "RetryBudget"),
+        # per-worker circuit breakers and their failure record (CircuitBreaker, FallbackHeaders) -> keyed state
+        ("gateway.resilience.breaker", "BREAKERS"),
+        ("gateway.resilience.breaker", "Breaker"),
+        ("gateway.resilience.breaker", "BreakerConfig"),
+        ("gateway.resilience.breaker", "FailureStatus"),
+        ("gateway.resilience.breaker", "EXECUTION_EXCEPTION"),
+        # `forward:` fallbacks: the dispatcher and the breaker's fallback parked for Retry -> `redispatch`
+        ("gateway.dispatch", "REDISPATCH"),
+        ("gateway.resilience.fallback", "DEFER_FALLBACK"),
+        ("gateway.resilience.fallback", "DeferredFallback"),
+    }
+)
+
+#: Upstream outcomes that still travel on the exchange (Retry clears them between attempts); item 4 of issue 10
+#: moves them onto the response or a server-owned request scope.
+ALLOWED_UNTIL_OUTCOMES_MOVE = frozenset(
+    {
+        ("gateway.exchange", "UPSTREAM_SECONDS"),
+        ("gateway.exchange", "CLOSE_CONNECTION"),
+    }
+)
+
+ALLOWED = ALLOWED_UNTIL_SERVICES | ALLOWED_UNTIL_OUTCOMES_MOVE
+
+
+def gateway_imports(root: Path) -> Iterator[tuple[str, str, str]]:
+    """(file, module, name) of every import of `gateway` or a submodule in any module under `root`.
+
+    Walks the whole tree, so imports inside functions or `if TYPE_CHECKING:` count too; `import gateway.x` is
+    reported with the name `*`.
+    """
+    for path in sorted(root.rglob("*.py")):
+        where = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=where)):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module == "gateway" or node.module.startswith("gateway."):
+                    yield from ((where, node.module, alias.name) for alias in node.names)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name == "gateway" or alias.name.startswith("gateway."):
+                        yield where, alias.name, "*"
+
+
+def test_builtins_import_only_the_plugin_api_and_the_known_exceptions() -> None:
+    found = list(gateway_imports(BUILTINS))
+    assert any(module == "gateway.api" for _, module, _ in found), "the walk found no import at all"
+    unknown = [
+        f"{where}: from {module} import {name}"
+        for where, module, name in found
+        if module != "gateway.api" and (module, name) not in ALLOWED
+    ]
+    assert not unknown, "built-ins must import from gateway.api only:\n" + "\n".join(unknown)
+
+
+def test_every_known_exception_is_still_used_so_the_list_only_shrinks() -> None:
+    used = {(module, name) for _, module, name in gateway_imports(BUILTINS)}
+    stale = sorted(ALLOWED - used)
+    assert not stale, f"no built-in imports these any more; remove them from the allowed sets: {stale}"
+
+
+def test_example_plugin_imports_only_the_plugin_api() -> None:
+    found = list(gateway_imports(EXAMPLE))
+    assert found, "the walk found no import at all"
+    assert {module for _, module, _ in found} == {"gateway.api"}, found
+
+
+def test_names_imported_from_the_api_are_all_in_its_all() -> None:
+    imported = {name for _, module, name in gateway_imports(BUILTINS) if module == "gateway.api"}
+    imported |= {name for _, module, name in gateway_imports(EXAMPLE) if module == "gateway.api"}
+    assert imported - {"*"} <= set(gateway.api.__all__), sorted(imported - set(gateway.api.__all__))
+
+
+def test_api_exports_exactly_its_all_and_no_private_name() -> None:
+    exported = gateway.api.__all__
+    assert len(exported) == len(set(exported)), "a name is listed twice in __all__"
+    assert all(hasattr(gateway.api, name) for name in exported)
+    assert not [name for name in exported if name.startswith("_")]
+    # Every public name the module binds is in __all__: nothing is exported by accident, nothing half-public.
+    bound = {name for name in vars(gateway.api) if not name.startswith("_") and name != "annotations"}
+    assert bound == set(exported), sorted(bound ^ set(exported))
