@@ -122,7 +122,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _filters(fmt: str, builtin: bool) -> int:
-    """List everything that loaded, even when plugins clash (the list shows the free orders); problems → exit 1."""
+    """List everything that loaded, even when a plugin has a problem (listed too, with exit 1)."""
     from gateway.docs import render_catalogue
 
     registry, problems = scan_registry(BUILTIN_DISTRIBUTION if builtin else None)
