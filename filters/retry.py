@@ -39,7 +39,6 @@ from gateway.api import (
     spring_enum,
     status_code,
 )
-from gateway.exchange import CLOSE_CONNECTION, UPSTREAM_SECONDS
 from gateway.metrics import METRICS
 from gateway.resilience.budget import BUDGETS, RetryBudget
 from gateway.resilience.fallback import DEFER_FALLBACK, DeferredFallback
@@ -226,7 +225,6 @@ class Retry:
                 if holding:  # the retry's slot is held until its attempt ended
                     self.budget.release()
                     holding = False
-                _copy_back(fork, exchange)
                 reason = None if deferred.final else self._reason(outcome)
                 delay = next(delays) if reason is not None and retried < config.retries else None
                 if delay is not None and isinstance(outcome, Response):
@@ -286,15 +284,6 @@ class Retry:
         if wait > self.config.max_retry_after:
             return None  # the upstream asked for longer than we hold a client: its answer goes back as it is
         return max(delay, wait)
-
-
-def _copy_back(fork: Exchange, exchange: Exchange) -> None:
-    """Carry what the server reads off the exchange after the chain (timing, close) from the attempt's fork."""
-    seconds = fork.get(UPSTREAM_SECONDS)
-    if seconds is not None:
-        exchange.set(UPSTREAM_SECONDS, seconds)
-    if fork.get(CLOSE_CONNECTION):
-        exchange.set(CLOSE_CONNECTION, True)
 
 
 async def _final(outcome: Response | GatewayError, deferred: DeferredFallback) -> Response:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from gateway.cors import CorsPolicy, is_cross_origin, is_preflight
 from gateway.errors import BadRequest, ClientClosed, Forbidden, ForwardLoop, GatewayError, InternalError, NotFound
-from gateway.exchange import CLOSE_CONNECTION, PATH_ESCAPES, Exchange, ExchangeKey, Response
+from gateway.exchange import PATH_ESCAPES, Exchange, ExchangeKey, Response
 from gateway.problem import problem_response_parts
 from gateway.routing.route import Route
 from gateway.routing.table import RouteTable
@@ -148,6 +148,6 @@ class Dispatcher:
 
 def problem(error: GatewayError, exchange: Exchange) -> Response:
     if error.close_connection:
-        exchange.set(CLOSE_CONNECTION, True)
+        exchange.outcomes.close_connection = True
     status, headers, body = problem_response_parts(error, exchange.original_path)
     return Response(status, headers, body)

@@ -37,10 +37,6 @@ class ExchangeKey(Generic[T]):
 
 #: Which of %2F, %5C, %00 and ';' the request path held; the matched route decides whether that is allowed.
 PATH_ESCAPES: ExchangeKey[frozenset[str]] = ExchangeKey("path-escapes")
-#: Seconds from sending the request upstream to its response head (last attempt), for metrics and the access log.
-UPSTREAM_SECONDS: ExchangeKey[float] = ExchangeKey("upstream-seconds")
-#: Set by the dispatcher (or a filter) to have the server close the client connection after this response.
-CLOSE_CONNECTION: ExchangeKey[bool] = ExchangeKey("close-connection")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +87,35 @@ class PeerIdentity:
     dns_names: tuple[str, ...] = ()
 
 
+class Outcomes:
+    """What one client request came to upstream, whichever copy of its exchange got there; read by the server.
+
+    The server adapter's exchange creates it, and `Exchange.fork()` shares it (never copies it): a Retry attempt,
+    a CircuitBreaker call and a `forward:` fallback all run on forks, and what they record here reaches the
+    access log and the writer. Only the data plane writes it (the forwarder, the dispatcher); filters may read.
+    """
+
+    __slots__ = ("tried", "streams", "upstream_seconds", "close_connection")
+
+    def __init__(self) -> None:
+        #: Endpoints attempted so far, in order (every Retry attempt, the one resend, a fallback's upstream); a
+        #: retry reads it to pick an untried instance, the access log its length (`attempts`) and last entry.
+        self.tried: list[Endpoint] = []
+        #: Upstream response bodies opened (every attempt). The server closes whichever were not written to the
+        #: client, so a filter that drops a response never leaks its connection.
+        self.streams: list[Closable] = []
+        #: Seconds from sending the request upstream to its response head, of the last attempt that got one.
+        self.upstream_seconds: float | None = None
+        #: Close the client connection after this response (an error that leaves what follows on it suspect).
+        self.close_connection = False
+
+
 class Exchange:
     """One request travelling through a route's filter chain.
 
     Mutable by design: request-side filters rewrite `path`, `query`, `headers` and `target` in place. A
     replaying filter calls `fork()` to run the inner chain on a fresh copy of the exchange as it entered.
+    What happened upstream is recorded in `outcomes`, which every fork shares.
     `path` is the canonical, still percent-encoded path: the same string is matched, authorised and forwarded.
     """
 
@@ -114,12 +134,11 @@ class Exchange:
         "route",
         "path_vars",
         "target",
-        "tried",
         "attempt",
         "deadline",
         "original_path",
         "forwards",
-        "streams",
+        "outcomes",
         "_attrs",
     )
 
@@ -152,17 +171,19 @@ class Exchange:
         self.route: Route | None = None
         self.path_vars: dict[str, str] = {}
         self.target: UpstreamRef | None = None
-        #: Endpoints attempted so far, in order; shared by forks so a retry can pick an untried instance.
-        self.tried: list[Endpoint] = []
         self.attempt = 1
         #: Absolute loop.time() by which the whole exchange must finish, if a filter set one.
         self.deadline: float | None = None
         self.original_path = path
         self.forwards = 0  # forward: re-dispatches so far (loop guard)
-        #: Upstream response bodies opened for this exchange (every attempt, shared by forks). The server closes
-        #: whichever were not written to the client, so a filter that drops a response never leaks its connection.
-        self.streams: list[Closable] = []
+        #: This request's upstream outcomes: created here, with the exchange the server builds; forks share it.
+        self.outcomes = Outcomes()
         self._attrs: dict[ExchangeKey[Any], Any] = {}
+
+    @property
+    def tried(self) -> list[Endpoint]:
+        """Endpoints attempted so far, in order (`outcomes.tried`)."""
+        return self.outcomes.tried
 
     def get(self, key: ExchangeKey[T], default: T | None = None) -> T | None:
         # Not typing.cast: it is a Python-level call, and this runs several times per request.
@@ -182,7 +203,8 @@ class Exchange:
         """A copy a replaying filter hands to the inner chain for one attempt.
 
         Headers and attributes are copied (inner filters may mutate them); the body is replayed when it was
-        buffered, otherwise shared (a one-shot stream can feed only one attempt). `tried` is shared on purpose.
+        buffered, otherwise shared (a one-shot stream can feed only one attempt). `outcomes` is shared on purpose:
+        what an attempt or a fallback met upstream is the request's, not the fork's.
         """
         twin = Exchange.__new__(Exchange)
         for name in Exchange.__slots__:

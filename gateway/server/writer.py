@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.body import StreamBody
 from gateway.errors import GatewayError, InternalError, Overloaded
-from gateway.exchange import CLOSE_CONNECTION, UPSTREAM_SECONDS, Exchange, Response, UpgradeResponse
+from gateway.exchange import Exchange, Response, UpgradeResponse
 from gateway.hygiene import UPGRADE
 from gateway.metrics import METRICS, UNMATCHED
 from gateway.observability import ACCESS_LOG, REQUEST_ID, TRACE_ID, iso_now
@@ -167,7 +167,7 @@ class ResponseWriter:
             keep_alive = False  # drain: the last request read on this connection closes it
         if isinstance(request_body, StreamBody) and not request_body.complete:
             keep_alive = False  # the unread rest of the body would be parsed as the next request
-        if pending.exchange is not None and pending.exchange.get(CLOSE_CONNECTION):
+        if pending.exchange is not None and pending.exchange.outcomes.close_connection:
             keep_alive = False
         no_body = head.method == "HEAD" or status < 200 or status in (204, 304)
         body = response.body
@@ -302,7 +302,9 @@ class ResponseWriter:
 
     def _entry(self, pending: Pending, route_id: str, status: int, elapsed: float, aborted: bool) -> dict[str, Any]:
         exchange = pending.exchange
-        upstream_ms = exchange.get(UPSTREAM_SECONDS) if exchange is not None else None
+        outcomes = exchange.outcomes if exchange is not None else None
+        upstream_ms = outcomes.upstream_seconds if outcomes is not None else None
+        tried = outcomes.tried if outcomes is not None else ()
         entry: dict[str, Any] = {
             "time": iso_now(),
             "request_id": exchange.get(REQUEST_ID) if exchange is not None else None,
@@ -311,8 +313,8 @@ class ResponseWriter:
             "method": pending.head.method if pending.head else None,
             "path": exchange.original_path if exchange is not None else None,
             "route": route_id,
-            "upstream": exchange.tried[-1].label if exchange is not None and exchange.tried else None,
-            "attempts": len(exchange.tried) if exchange is not None else 0,  # retries and the one resend included
+            "upstream": tried[-1].label if tried else None,
+            "attempts": len(tried),  # Retry's attempts, the one resend and a forward: fallback's upstream included
             "status": status,
             "bytes_in": pending.body.received if isinstance(pending.body, StreamBody) else 0,
             "bytes_out": self.bytes_out,
@@ -327,8 +329,9 @@ class ResponseWriter:
 
 async def _close_streams(exchange: Exchange | None) -> None:
     """Close upstream bodies this exchange opened but did not send (a filter replaced or dropped them)."""
-    if exchange is not None and exchange.streams:
-        streams, exchange.streams[:] = list(exchange.streams), []
+    if exchange is not None and exchange.outcomes.streams:
+        opened = exchange.outcomes.streams
+        streams, opened[:] = list(opened), []
         for stream in streams:
             await _aclose(stream)
 

@@ -8,7 +8,7 @@ The one resend below the Retry filter: a request is re-sent once on a fresh conn
 connection was seen closed before writing (skipped at acquire, so nothing to resend), or the write was refused
 with 0 bytes sent (any method), or — for idempotent methods only, with no body or a replayable or still unread
 one — the connection hit EOF (or a reset) before any response byte. Nothing else is ever sent twice. The resend is
-an attempt (`exchange.tried`, `gateway_upstream_resends_total`, an INFO log line); it spends no retry budget.
+an attempt (`exchange.outcomes.tried`, `gateway_upstream_resends_total`, an INFO log line); it spends no retry budget.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamTlsError,
 )
-from gateway.exchange import UPSTREAM_SECONDS, Exchange, Response, UpgradeResponse, UpstreamRef
+from gateway.exchange import Exchange, Response, UpgradeResponse, UpstreamRef
 from gateway.hygiene import UPGRADE, strip_hop_by_hop
 from gateway.lb.pool import Outcome
 from gateway.metrics import METRICS, UNMATCHED
@@ -126,7 +126,7 @@ class HttpForwarder:
                 METRICS.upstream_error(exchange.route.id if exchange.route else UNMATCHED, kind)
             raise
         elapsed = time.monotonic() - started
-        exchange.set(UPSTREAM_SECONDS, elapsed)
+        exchange.outcomes.upstream_seconds = elapsed
         METRICS.upstream_time(exchange.route.id if exchange.route else UNMATCHED, elapsed)
         return response
 
@@ -159,7 +159,7 @@ class HttpForwarder:
         upgrade = exchange.get(UPGRADE) if ref.kind == "ws" else None
         head_bytes, chunked = serialize_request(exchange, ref, upgrade, self.settings.observability.request_id_header)
         timeouts = self._timeouts(exchange)
-        exchange.tried.append(endpoint)  # recorded before connecting: a failed connect was still an attempt
+        exchange.outcomes.tried.append(endpoint)  # recorded before connecting: a failed connect was still an attempt
         conn = await self.pool.acquire(endpoint, timeouts.connect)
         if attempt is not None:
             attempt.connected = True
@@ -178,7 +178,7 @@ class HttpForwarder:
         if attempt is not None and not isinstance(response, UpgradeResponse):
             attempt.complete = conn.on_complete
         if isinstance(response.body, ResponseBody):
-            exchange.streams.append(response.body)  # closed by the server if a filter never sends it on
+            exchange.outcomes.streams.append(response.body)  # closed by the server if a filter never sends it on
         return response
 
     async def _attempt(
@@ -223,7 +223,7 @@ class HttpForwarder:
     ) -> tuple[UpstreamConnection, _BodySender | None]:
         """Record the resend as an attempt and get a fresh connection in place of the failed pooled one."""
         endpoint = conn.endpoint
-        exchange.tried.append(endpoint)
+        exchange.outcomes.tried.append(endpoint)
         METRICS.upstream_resend(exchange.route.id if exchange.route else UNMATCHED, reason)
         request_id: str | None = exchange.get(REQUEST_ID)
         log.info(
