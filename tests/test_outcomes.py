@@ -173,3 +173,18 @@ routes:
     line = await one_line(access_log, 500)
     assert (line["upstream"], line["attempts"]) == (label(failing), 2)
     assert line["upstream_ms"] is not None
+
+
+async def test_a_successful_call_through_a_breaker_with_a_forward_fallback_is_timed(
+    start_upstream: StartUpstream, start_gateway: StartGateway, access_log: LogPipe
+) -> None:
+    """The breaker runs its call on a fork whenever it has a `forward:` fallback, a successful call included."""
+    service = await start_named(start_upstream, 200)
+    fallback = await start_named(start_upstream, 200)
+    gw = await start_gateway(fallback_routes(service.url, fallback))
+    reply = await fetch(gw, "/svc/x")
+    assert reply.status == 200
+    line = await one_line(access_log)
+    assert (line["upstream"], line["attempts"]) == (label(service), 1)
+    assert line["upstream_ms"] is not None
+    assert fallback.hits == []
