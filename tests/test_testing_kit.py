@@ -40,6 +40,7 @@ from gateway.testing import (
     running_gateway,
 )
 from tests.helpers import config_issues, config_only_route
+from tests.test_plugin_api import EXAMPLE, gateway_imports
 
 # -- specs for the contract check: one good, and one per mistake ---------------------------------------------------
 
@@ -283,3 +284,12 @@ def test_running_gateway_refuses_a_bad_config_and_runs_under_asyncio_run() -> No
             return (await gw.request("POST", "/p", body=b"x")).status
 
     assert asyncio.run(scenario()) == 200
+
+
+def test_the_example_plugins_tests_use_only_the_api_and_the_kit() -> None:
+    """What a team can import: its own package, `gateway.api` and `gateway.testing` (no `tests.` of ours)."""
+    example_tests = EXAMPLE.parent / "tests"
+    found = list(gateway_imports(example_tests))
+    assert found, "the walk found no import at all"
+    assert {module for _, module, _ in found} == {"gateway.api", "gateway.testing"}, found
+    assert "from tests" not in "".join(p.read_text(encoding="utf-8") for p in example_tests.rglob("*.py"))
