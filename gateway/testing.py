@@ -76,7 +76,8 @@ CONTRACT = (
     "a filter returns a gateway Response (status an int, headers a gateway Headers, body bytes or an async "
     "iterable of bytes; no aiohttp or multidict object anywhere)",
     "a filter calls call_next at most once per request unless its spec says replays=True",
-    "a filter that calls call_next returns the response it got (changed in place if it must), not a new one",
+    "a filter that calls call_next and gets a 200 returns that response (changed in place if it must), not a new "
+    "one, so nothing the upstream side attached to it is lost",
     "a filter run twice on forks of one exchange does the same thing twice: what reaches the upstream, the status "
     "and the headers are equal (nothing compounds across attempts); replaying filters are exempt",
     "a predicate answers a bool for a request, and its hints (if any) are MatchHints",
@@ -461,7 +462,8 @@ class Reply:
 
 @dataclass
 class EchoUpstream:
-    """An echo server on 127.0.0.1: `/anything` answers JSON with method, path, query, headers and peer."""
+    """The demo echo server on 127.0.0.1: any path but its own few (`/bytes/N`, `/status/N`, `/delay/S`, `/sse`,
+    `/ws`) answers JSON with the method, path, query, headers (`Reply.upstream_got`), body digest and peer."""
 
     port: int
 

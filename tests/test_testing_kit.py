@@ -7,12 +7,15 @@ next to each proves the check does not simply fail everything.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 from typing import Any
 
 import pytest
 from multidict import CIMultiDict
 from pydantic import ConfigDict, Field
 
+from gateway import testing
 from gateway.api import (
     BuildContext,
     ComponentConfig,
@@ -40,7 +43,7 @@ from gateway.testing import (
     running_gateway,
 )
 from tests.helpers import config_issues, config_only_route
-from tests.test_plugin_api import EXAMPLE, gateway_imports
+from tests.test_plugin_api import EXAMPLE, ROOT, gateway_imports
 
 # -- specs for the contract check: one good, and one per mistake ---------------------------------------------------
 
@@ -293,3 +296,13 @@ def test_the_example_plugins_tests_use_only_the_api_and_the_kit() -> None:
     assert found, "the walk found no import at all"
     assert {module for _, module, _ in found} == {"gateway.api", "gateway.testing"}, found
     assert "from tests" not in "".join(p.read_text(encoding="utf-8") for p in example_tests.rglob("*.py"))
+
+
+def test_docs_plugins_lists_the_contract_the_kit_checks_and_every_spec_part() -> None:
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    listed = text.split("<!-- contract:", 1)[1].split("<!-- /contract -->", 1)[0].splitlines()[1:]
+    assert [line for line in listed if line] == [f"- {rule[0].upper()}{rule[1:]}." for rule in CONTRACT]
+    parts = [f.name for f in dataclasses.fields(FilterSpec)] + [f.name for f in dataclasses.fields(PredicateSpec)]
+    assert not [name for name in parts if f"`{name}`" not in text], "docs/plugins.md must explain every spec part"
+    unexplained = [name for name in testing.__all__ if not re.search(rf"`[^`]*\b{name}\b[^`]*`", text)]
+    assert not unexplained, "docs/plugins.md must show every name of the kit"
