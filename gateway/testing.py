@@ -34,7 +34,7 @@ from gateway.app import Gateway
 from gateway.body import BytesBody
 from gateway.config.components import parse_component
 from gateway.demo import demo_app
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 from gateway.exchange import Exchange, Filter, MatchHints, Predicate, Response
 from gateway.headers import Headers
 from gateway.registry import FILTER_GROUP, PREDICATE_GROUP, Registry, load_registry
@@ -75,6 +75,8 @@ CONTRACT = (
     "an unknown argument is refused",
     "a filter returns a gateway Response (status an int, headers a gateway Headers, body bytes or an async "
     "iterable of bytes; no aiohttp or multidict object anywhere)",
+    "a filter or predicate lets no exception but a gateway error (a GatewayError subclass, rendered as "
+    "problem+json) escape on a plain GET",
     "a filter calls call_next at most once per request unless its spec says replays=True",
     "a filter that calls call_next and gets a 200 returns that response (changed in place if it must), not a new "
     "one, so nothing the upstream side attached to it is lost",
@@ -313,11 +315,22 @@ async def contract_problems(spec: Spec, *, installed: bool = True) -> list[str]:
         )
     except BuildError as exc:
         return [*problems, f"does not build from its example {dict(spec.example)!r}: {exc}"]
-    if isinstance(spec, FilterSpec):
-        problems += await _filter_run_problems(spec, built)
-    else:
-        problems += _predicate_problems(spec, built)
-    return problems
+    except Exception as exc:  # a team's build function may fail any way; the check reports it, not crashes
+        return [*problems, f"its build function raised {type(exc).__name__}: {exc}"]
+    try:
+        if isinstance(spec, FilterSpec):
+            problems += await _filter_run_problems(spec, built)
+        else:
+            problems += _predicate_problems(spec, built)
+    except GatewayError:
+        pass  # refusing the contract's plain request (401, 403, ...) is an answer, rendered as problem+json
+    except Exception as exc:
+        problems.append(f"raises {type(exc).__name__} ({exc}) on a plain GET: only a gateway error may escape")
+    return _unique(problems)
+
+
+def _unique(problems: list[str]) -> list[str]:
+    return list(dict.fromkeys(problems))
 
 
 def _schema_problems(spec: Spec) -> list[str]:
@@ -397,11 +410,11 @@ async def _filter_run_problems(spec: FilterSpec[Any], filter_: Any) -> list[str]
         runs.append((returned, upstream.calls - before))
     problems = [p for response, _ in runs for p in _foreign_types(response)]
     if spec.replays:
-        return sorted(set(problems))
+        return problems
     for response, calls in runs:
         if calls > 1:
             problems.append(f"calls call_next {calls} times for one request, but its spec does not say replays=True")
-        elif calls == 1 and response is not upstream.answered[-1] and response not in upstream.answered:
+        elif calls == 1 and all(response is not answered for answered in upstream.answered):
             problems.append("returns a new Response instead of the one call_next returned")
     seen = [(r.method, r.path, r.query, r.headers) for r in upstream.received]
     if len(seen) == 2 and seen[0] != seen[1]:
@@ -409,7 +422,7 @@ async def _filter_run_problems(spec: FilterSpec[Any], filter_: Any) -> list[str]
     (first, _), (second, _) = runs
     if first.status != second.status or list(first.headers.items()) != list(second.headers.items()):
         problems.append("answers differently when run twice on forks of one exchange")
-    return sorted(set(problems), key=problems.index)
+    return problems
 
 
 def _foreign_types(response: Response) -> list[str]:

@@ -21,6 +21,7 @@ from gateway.api import (
     ComponentConfig,
     Exchange,
     FilterSpec,
+    Forbidden,
     Headers,
     Next,
     PredicateSpec,
@@ -139,6 +140,23 @@ async def test_a_filter_leaking_aiohttp_types_or_not_answering_a_response_breaks
     assert "the response headers are a CIMultiDict, not gateway Headers" in problems
     assert "the response carries a multidict object (CIMultiDict)" in problems
     assert await _problems(_spec(answers_none)) == ["returns a NoneType, not a Response"]
+
+
+async def test_a_filter_crashing_on_a_plain_request_breaks_the_contract_but_a_refusal_does_not() -> None:
+    async def crashes(exchange: Exchange, call_next: Next) -> Response:
+        raise KeyError("authorization")
+
+    async def refuses(exchange: Exchange, call_next: Next) -> Response:
+        raise Forbidden("no credentials")
+
+    def broken_build(config: TagConfig, context: BuildContext) -> Any:
+        raise RuntimeError("no key file")
+
+    assert await _problems(_spec(crashes)) == [
+        "raises KeyError ('authorization') on a plain GET: only a gateway error may escape"
+    ]
+    assert await _problems(_spec(refuses)) == []
+    assert await _problems(_spec(None, build=broken_build)) == ["its build function raised RuntimeError: no key file"]
 
 
 async def test_spec_shape_mistakes_break_the_contract() -> None:
