@@ -35,7 +35,7 @@ from gateway.body import BytesBody
 from gateway.config.components import parse_component
 from gateway.demo import demo_app
 from gateway.errors import ConfigError, GatewayError
-from gateway.exchange import Exchange, Filter, MatchHints, Predicate, Response
+from gateway.exchange import Exchange, Filter, MatchHints, PeerIdentity, Predicate, Response
 from gateway.headers import Headers
 from gateway.registry import FILTER_GROUP, PREDICATE_GROUP, Registry, load_registry
 from gateway.settings import Settings
@@ -185,11 +185,13 @@ def make_exchange(
     host: str = "gateway.test",
     scheme: str = "http",
     path_vars: Mapping[str, str] | None = None,
+    peer: PeerIdentity | None = None,
 ) -> Exchange:
     """A request as a filter sees it after routing. `path` may carry the query (`/a/b?x=1`), still encoded.
 
     A Host header (`host`) is added unless `headers` has one, and Content-Length when there is a body and no
-    framing header, as a client would send them; `path_vars` are what a Path predicate captured.
+    framing header, as a client would send them; `path_vars` are what a Path predicate captured, `peer` what a
+    client certificate proved on the mTLS listener.
     """
     items = list(headers.items() if isinstance(headers, Mapping) else headers)
     names = {name.lower() for name, _ in items}
@@ -209,6 +211,7 @@ def make_exchange(
         client_port=client[1],
         scheme=scheme,
         host=given_host,
+        peer=peer,
     )
     exchange.path_vars = dict(path_vars or {})
     return exchange

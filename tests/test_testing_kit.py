@@ -24,6 +24,7 @@ from gateway.api import (
     Forbidden,
     Headers,
     Next,
+    PeerIdentity,
     PredicateSpec,
     Response,
     UpstreamTimeout,
@@ -255,6 +256,8 @@ async def test_make_exchange_is_a_request_as_the_server_builds_it() -> None:
     assert (exchange.host, exchange.client_host, exchange.client_port) == ("gateway.test", "10.0.0.7", 4321)
     assert exchange.path_vars == {"id": "7"} and await exchange.body.read() == b"hello"
     assert make_exchange(headers=[("host", "api.example.org")]).host == "api.example.org"
+    assert make_exchange(peer=PeerIdentity(spiffe_id="spiffe://t/a")).peer == PeerIdentity(spiffe_id="spiffe://t/a")
+    assert make_exchange(scheme="https").scheme == "https" and make_exchange().body.is_empty
 
 
 async def test_scripted_upstream_records_and_plays_its_script_in_order() -> None:
