@@ -2,9 +2,9 @@
 
 A filter package imports from this module only; the built-in filters and predicates do the same
 (tests/test_plugin_api.py checks it, so the built-ins prove the API is enough). Every name in `__all__` is part
-of the contract; anything else in `gateway` is internal and may change without notice. The process-wide state a
-few built-ins still reach directly (metrics, breakers, retry budgets, the dispatcher) is not here: it becomes
-services on `BuildContext` (issue 10, item 2), and upstream outcomes move off the exchange (item 4).
+of the contract; anything else in `gateway` is internal and may change without notice. What process-wide state a
+filter needs (metrics, keyed state, `forward:`, a logger, a clock) comes as services on `BuildContext.services`
+(gateway.services), never as globals.
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ from gateway.routing.capture import match_any
 from gateway.routing.hostpattern import HostPattern, compile_host_pattern
 from gateway.routing.pathpattern import PathPattern, PatternError, compile_path_pattern
 from gateway.routing.weights import WeightChooser
+from gateway.services import FilterServices, KeyedState, MetricError, MetricsFactory, Redispatch
+from gateway.services.metrics import CounterChild, GaugeChild, HistogramChild
+from gateway.services.metrics import Family as MetricFamily
 from gateway.spec import (
     BANDS,
     Block,
@@ -93,6 +96,16 @@ from gateway.uri import (
 )
 
 __all__ = [
+    # Services a filter gets on BuildContext.services: metrics factory, keyed state, forward:, log, clock
+    "CounterChild",
+    "FilterServices",
+    "GaugeChild",
+    "HistogramChild",
+    "KeyedState",
+    "MetricError",
+    "MetricFamily",
+    "MetricsFactory",
+    "Redispatch",
     # The exchange a filter sees, what it answers, and the contracts of a filter and a predicate
     "Endpoint",
     "Exchange",

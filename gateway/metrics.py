@@ -16,6 +16,9 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from gateway.services import WORKER
+from gateway.services.metrics import families as declared_families
+
 PREFIX = "gateway_"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: SCG's outcome names (HttpStatus.Series), by status class.
@@ -158,6 +161,8 @@ class WorkerMetrics:
             "pool_healthy": self.pool_healthy,
             "outlier_ejections": self.outlier_ejections,
             "health_checks": [[*key, n] for key, n in self.health_checks.items()],
+            # Families filters declared through their services' metrics factory (gateway.services.metrics).
+            "families": WORKER.metrics.snapshot(),
         }
 
 
@@ -382,6 +387,7 @@ class SnapshotCollector:
         yield from _breaker_families(self.snapshots)
         yield from _pool_families(self.snapshots)
         yield from _resilience_families(self.snapshots)
+        yield from declared_families(self.snapshots)
 
 
 def render(snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping[str, Any]) -> bytes:
