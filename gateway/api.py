@@ -47,7 +47,11 @@ from gateway.headers import Headers, check_name, check_value, is_token, to_wire
 from gateway.hygiene import PRESERVE_HOST
 from gateway.regex import Regex, RegexError, Replacement, compile_regex, replacement_validator
 from gateway.resilience.backoff import backoff_delays, retry_after_seconds
+from gateway.resilience.breaker import EXECUTION_EXCEPTION, Breaker, BreakerConfig, FailureStatus
+from gateway.resilience.breaker import State as BreakerState
+from gateway.resilience.budget import RetryBudget
 from gateway.resilience.duration import parse_duration
+from gateway.resilience.fallback import DEFER_FALLBACK, DeferredFallback
 from gateway.resilience.retry_rules import EXCEPTION_REASONS, retry_reason, status_code
 from gateway.routing.capture import match_any
 from gateway.routing.hostpattern import HostPattern, compile_host_pattern
@@ -211,4 +215,13 @@ __all__ = [
     "retry_after_seconds",
     "retry_reason",
     "status_code",
+    "RetryBudget",
+    # Circuit breaking: resilience4j's state machine, and what a breaker hands FallbackHeaders and Retry
+    "Breaker",
+    "BreakerConfig",
+    "BreakerState",
+    "FailureStatus",
+    "EXECUTION_EXCEPTION",
+    "DEFER_FALLBACK",
+    "DeferredFallback",
 ]

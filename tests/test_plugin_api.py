@@ -1,8 +1,9 @@
 """The plugin boundary: built-in filters and predicates, and the example plugin, import only `gateway.api`.
 
-The built-ins use nothing a team's plugin could not, so they prove the public API is enough. The few imports of
-process-wide state that issue 10 replaces are listed below as known exceptions; each set may only shrink (an
-entry no module uses any more fails the test, so it is removed when its import goes).
+The built-ins use nothing a team's plugin could not, so they prove the public API is enough: process-wide state
+(metrics, retry budgets, breakers, the dispatcher) comes through `BuildContext.services`. The few upstream
+outcomes still on the exchange are listed below as known exceptions; each set may only shrink (an entry no module
+uses any more fails the test, so it is removed when its import goes).
 """
 
 from __future__ import annotations
@@ -17,26 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILTINS = ROOT / "filters"
 EXAMPLE = ROOT / "examples" / "sluicegate-example-filter" / "sluicegate_example"
 
-#: Imports of process-wide state that item 2 of issue 10 replaces with `BuildContext` services.
-ALLOWED_UNTIL_SERVICES = frozenset(
-    {
-        # the metrics registry global (Retry, FaultInjection) -> the metrics factory
-        ("gateway.metrics", "METRICS"),
-        # per-worker retry budgets (Retry) -> keyed state
-        ("gateway.resilience.budget", "BUDGETS"),
-        ("gateway.resilience.budget", "RetryBudget"),
-        # per-worker circuit breakers and their failure record (CircuitBreaker, FallbackHeaders) -> keyed state
-        ("gateway.resilience.breaker", "BREAKERS"),
-        ("gateway.resilience.breaker", "Breaker"),
-        ("gateway.resilience.breaker", "BreakerConfig"),
-        ("gateway.resilience.breaker", "FailureStatus"),
-        ("gateway.resilience.breaker", "EXECUTION_EXCEPTION"),
-        # `forward:` fallbacks: the dispatcher and the breaker's fallback parked for Retry -> `redispatch`
-        ("gateway.dispatch", "REDISPATCH"),
-        ("gateway.resilience.fallback", "DEFER_FALLBACK"),
-        ("gateway.resilience.fallback", "DeferredFallback"),
-    }
-)
+#: Imports of process-wide state that item 2 of issue 10 replaced with `BuildContext` services: none is left.
+ALLOWED_UNTIL_SERVICES: frozenset[tuple[str, str]] = frozenset()
 
 #: Upstream outcomes that still travel on the exchange (Retry clears them between attempts); item 4 of issue 10
 #: moves them onto the response or a server-owned request scope.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -40,11 +41,29 @@ _RESERVED_LABELS = frozenset({"le", "quantile"})
 #: Suffixes prometheus_client appends or reserves; a declared name ending in one would render confusingly.
 _RESERVED_SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum", "_info")
 
-#: Documented `gateway_…` names of built-in filters' metrics, by the filter that owns each.
-BUILTIN_NAMES: Mapping[str, str] = {
-    "gateway_retries": "Retry",
-    "gateway_retry_budget_exhausted": "Retry",
-    "gateway_faults_injected": "FaultInjection",
+
+@dataclass(frozen=True)
+class BuiltinFamily:
+    """A built-in filter's documented family: on `/metrics` (without samples) even before a route uses it, as
+    before the factory existed; the owning filter declares exactly this."""
+
+    owner: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...]
+
+
+#: Documented `gateway_…` families of built-in filters (docs/operations.md), by name.
+BUILTIN_FAMILIES: Mapping[str, BuiltinFamily] = {
+    "gateway_retries": BuiltinFamily(
+        "Retry", "counter", "Retry attempts sent by the Retry filter, by reason.", ("route", "reason")
+    ),
+    "gateway_retry_budget_exhausted": BuiltinFamily(
+        "Retry", "counter", "Retries not made because the route's retry budget was spent.", ("route",)
+    ),
+    "gateway_faults_injected": BuiltinFamily(
+        "FaultInjection", "counter", "Faults applied by FaultInjection (delay, abort).", ("route", "kind")
+    ),
 }
 
 
@@ -257,15 +276,18 @@ class MetricsFactory:
             raise MetricError(f"{full}: max_series must be between 1 and {MAX_SERIES_LIMIT}")
         if not help_text.strip():
             raise MetricError(f"{full}: a help text is required")
+        builtin = BUILTIN_FAMILIES.get(full)
+        if builtin is not None and (builtin.kind, builtin.help, builtin.labels) != (kind, help_text, label_names):
+            raise MetricError(f"{full} is documented as a {builtin.kind} {builtin.help!r} with labels {builtin.labels}")
         return Family(full, kind, help_text, label_names, max_series, buckets, self.filter_name)
 
     def _full_name(self, name: str) -> str:
         """The exposed name: a built-in's own documented name, else the filter's prefix + `name` (enforced)."""
         if not self.filter_name:
             raise MetricError("metrics need the filter's name: build the filter through its FilterSpec")
-        if name in BUILTIN_NAMES:
-            if not self.builtin or BUILTIN_NAMES[name] != self.filter_name:
-                raise MetricError(f"{name} belongs to the built-in filter {BUILTIN_NAMES[name]}")
+        if name in BUILTIN_FAMILIES:
+            if not self.builtin or BUILTIN_FAMILIES[name].owner != self.filter_name:
+                raise MetricError(f"{name} belongs to the built-in filter {BUILTIN_FAMILIES[name].owner}")
             return name
         prefix = self.prefix
         # A name already carrying this filter's prefix is taken as written; any other `gateway_` name is refused.
@@ -320,8 +342,14 @@ def _cumulative(bounds: Sequence[float], buckets: Sequence[int]) -> list[tuple[s
 
 
 def families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
-    """The declared families of all workers as prometheus_client families (declared ones without samples too)."""
-    for name, (declared, totals) in sorted(_merged(snapshots).items()):
+    """The declared families of all workers as prometheus_client families (declared ones without samples too),
+    and the built-ins' documented families no worker declared yet (no route uses their filter)."""
+    merged = _merged(snapshots)
+    for name, builtin in BUILTIN_FAMILIES.items():
+        if name not in merged:
+            declaration = {"kind": builtin.kind, "help": builtin.help, "labels": builtin.labels, "buckets": []}
+            merged[name] = (declaration, {})
+    for name, (declared, totals) in sorted(merged.items()):
         labels, kind = list(declared["labels"]), declared["kind"]
         metric: CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
         if kind == "counter":

@@ -4,17 +4,17 @@ Two kinds of state, both namespaced by the filter's name so two filters never sh
 
 - Values (`get`, `set`, `incr`, `delete`): async, so the same calls can go to a shared store (Redis, with the
   cluster issue) without changing a filter. In memory they complete at once.
-- Live objects (`local`): an object that only makes sense in this process (a circuit breaker, a retry budget's
-  in-flight counts), kept by key and by the config it was made from. A reload that rebuilds a filter with the
-  same key and an equal config gets the same object back, so its state carries over; a changed config gets a new
-  one. Entries are weak: an object no built filter refers to any more (its route was removed) goes away with the
-  old route table. Never shared between workers, whatever the backend.
+- Live objects (`local`, keyed by any hashable): an object that only makes sense in this process (a circuit
+  breaker, a retry budget's in-flight counts), kept by key and by the config it was made from. A reload that
+  rebuilds a filter with the same key and an equal config gets the same object back, so its state carries over;
+  a changed config gets a new one. Entries are weak: an object no built filter refers to any more (its route was
+  removed) goes away with the old route table. Never shared between workers, whatever the backend.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -67,10 +67,10 @@ class LocalObjects:
     """This worker's live objects by (namespace, key), weakly held; see the module docstring."""
 
     def __init__(self) -> None:
-        self._live: weakref.WeakValueDictionary[tuple[str, str], Any] = weakref.WeakValueDictionary()
-        self._configs: dict[tuple[str, str], object] = {}
+        self._live: weakref.WeakValueDictionary[tuple[str, Hashable], Any] = weakref.WeakValueDictionary()
+        self._configs: dict[tuple[str, Hashable], object] = {}
 
-    def get(self, namespace: str, key: str, config: object, make: Callable[[], T]) -> T:
+    def get(self, namespace: str, key: Hashable, config: object, make: Callable[[], T]) -> T:
         full = (namespace, key)
         live = self._live.get(full)
         if live is not None and self._configs.get(full) == config:
@@ -81,15 +81,20 @@ class LocalObjects:
         weakref.finalize(made, self._forget, full)
         return made
 
-    def find(self, namespace: str, key: str) -> Any:
+    def find(self, namespace: str, key: Hashable) -> Any:
         return self._live.get((namespace, key))
 
-    def items(self, namespace: str) -> Iterator[tuple[str, Any]]:
+    def items(self, namespace: str) -> Iterator[tuple[Hashable, Any]]:
         for (ns, key), value in list(self._live.items()):
             if ns == namespace:
                 yield key, value
 
-    def _forget(self, full: tuple[str, str]) -> None:
+    def clear(self, namespace: str) -> None:
+        for key, _ in list(self.items(namespace)):
+            self._live.pop((namespace, key), None)
+            self._configs.pop((namespace, key), None)
+
+    def _forget(self, full: tuple[str, Hashable]) -> None:
         if full not in self._live:  # not replaced by a newer object under the same key
             self._configs.pop(full, None)
 
@@ -118,15 +123,19 @@ class KeyedState:
     async def delete(self, key: str) -> None:
         await self._backend.delete(self._key(key))
 
-    def local(self, key: str, config: object, make: Callable[[], T]) -> T:
+    def local(self, key: Hashable, config: object, make: Callable[[], T]) -> T:
         """This worker's live object for `key`: the existing one when it was made from an equal `config`, else a
         new one from `make()` (kept weakly: it lives as long as a built filter holds it)."""
         return self._local.get(self.namespace, key, config, make)
 
-    def find(self, key: str) -> Any:
+    def find(self, key: Hashable) -> Any:
         """The live object for `key` if one exists (admin views and tests), else None."""
         return self._local.find(self.namespace, key)
 
-    def live(self) -> Iterator[tuple[str, Any]]:
+    def live(self) -> Iterator[tuple[Hashable, Any]]:
         """Every live object of this namespace, by key."""
         return self._local.items(self.namespace)
+
+    def forget(self) -> None:
+        """Forget every live object of this namespace (tests): filters already built keep theirs."""
+        self._local.clear(self.namespace)
