@@ -5,9 +5,9 @@ histograms), `state` (keyed state: values behind an async interface, live per-wo
 (`forward:` to a local route), `log` (a logger named for the filter and route) and `clock` (monotonic seconds).
 
 `WorkerServices` is the per-process side that `FilterServices` views share: one metric registry (carried to the
-supervisor in the worker's metrics snapshot), one state store. Every worker process has one (`WORKER`);
-`FilterSpec` scopes it to the filter and route before calling `build` (gateway.spec), so a filter never names
-itself and cannot declare metrics under another's name.
+supervisor in the worker's metrics snapshot), one state store; every `WorkerServices()` of a process shares them
+(`WORKER` is the default one). `FilterSpec` scopes it to the filter and route before calling `build`
+(gateway.spec), so a filter never names itself and cannot declare metrics under another's name.
 """
 
 from __future__ import annotations
@@ -38,19 +38,33 @@ Clock = Callable[[], float]
 LOGGER = "sluicegate.filter"
 
 
+#: The process's stores. A worker is one process, so every `WorkerServices` made without stores of its own shares
+#: them: whoever builds the filters of a new routes version (per version or not), the metric families reach the
+#: worker's snapshot (gateway.metrics) and unchanged breakers and budgets carry over.
+_METRICS = MetricRegistry()
+_LOCAL = LocalObjects()
+_VALUES = MemoryBackend(time.monotonic)
+
+
 @dataclass
 class WorkerServices:
-    """One worker process's shared service state. Tests may make their own for isolation."""
+    """One worker process's service state. `WorkerServices()` shares the process's stores; tests that need their
+    own use `WorkerServices.isolated()`."""
 
     clock: Clock = time.monotonic
-    metrics: MetricRegistry = field(default_factory=MetricRegistry)
-    local: LocalObjects = field(default_factory=LocalObjects)
+    metrics: MetricRegistry = field(default_factory=lambda: _METRICS)
+    local: LocalObjects = field(default_factory=lambda: _LOCAL)
     backend: StateBackend | None = None
     redispatch: Redispatch = field(default_factory=Redispatch)
 
     def __post_init__(self) -> None:
         if self.backend is None:
-            self.backend = MemoryBackend(self.clock)
+            self.backend = _VALUES if self.clock is time.monotonic else MemoryBackend(self.clock)
+
+    @classmethod
+    def isolated(cls, clock: Clock = time.monotonic) -> WorkerServices:
+        """Services with stores of their own (tests: two "workers" in one process, a fake clock)."""
+        return cls(clock, MetricRegistry(), LocalObjects(), MemoryBackend(clock))
 
     def scoped(self, filter_name: str, route_id: str = "", *, builtin: bool = False) -> FilterServices:
         """The services one filter of one route sees."""

@@ -153,7 +153,7 @@ def test_counters_are_exported_with_bounded_labels() -> None:
     from gateway.settings import Settings
 
     def worker() -> WorkerServices:
-        services = WorkerServices()
+        services = WorkerServices.isolated()
         context = BuildContext("r1", {}, Settings(), services=services.scoped(""))
         retry = RETRY.build(RETRY.config(), context)
         faults = FAULTS.build(FAULTS.config.model_validate({"abortStatus": 503, "abortPercent": 100}), context)
@@ -167,10 +167,12 @@ def test_counters_are_exported_with_bounded_labels() -> None:
     def snapshot(services: WorkerServices) -> dict[str, object]:
         return {**WorkerMetrics().snapshot(), "families": services.metrics.snapshot()}
 
-    text = render([snapshot(worker()), snapshot(worker()), snapshot(WorkerServices())], {"routes": 1, "reloads": {}})
+    text = render(
+        [snapshot(worker()), snapshot(worker()), snapshot(WorkerServices.isolated())], {"routes": 1, "reloads": {}}
+    )
     assert 'gateway_retries_total{reason="connect",route="r1"} 4.0' in text.decode()
     assert 'gateway_retry_budget_exhausted_total{route="r1"} 2.0' in text.decode()
     assert 'gateway_faults_injected_total{kind="abort",route="r1"} 2.0' in text.decode()
-    idle = render([snapshot(WorkerServices())], {"routes": 0, "reloads": {}}).decode()
+    idle = render([snapshot(WorkerServices.isolated())], {"routes": 0, "reloads": {}}).decode()
     for name in ("gateway_retries", "gateway_retry_budget_exhausted", "gateway_faults_injected"):
         assert f"# TYPE {name}_total counter\n" in idle  # documented families show before any route uses them

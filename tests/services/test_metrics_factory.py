@@ -14,7 +14,7 @@ from gateway.settings import Settings
 
 
 def factory(name: str = "CallCounter", *, builtin: bool = False) -> tuple[WorkerServices, MetricsFactory]:
-    worker = WorkerServices()
+    worker = WorkerServices.isolated()
     return worker, worker.scoped(name, "r1", builtin=builtin).metrics
 
 
@@ -92,7 +92,7 @@ def test_help_and_type_are_on_metrics_before_the_first_sample() -> None:
 
 
 def test_samples_are_summed_over_workers() -> None:
-    workers = [WorkerServices(), WorkerServices()]
+    workers = [WorkerServices.isolated(), WorkerServices.isolated()]
     for n, worker in enumerate(workers, start=1):
         metrics = worker.scoped("CallCounter", "r1").metrics
         metrics.counter("calls", "Calls.", ["route"]).labels("r1").inc(n)
@@ -152,10 +152,10 @@ def test_filter_spec_scopes_the_services_to_the_filter_and_route() -> None:
         return call
 
     spec = FilterSpec(name="TeamCounter", order=900, config=_Config, build=build, summary="s", example={})
-    spec.build(_Config(), BuildContext("orders", {}, Settings(), services=WorkerServices().scoped("")))
+    spec.build(_Config(), BuildContext("orders", {}, Settings(), services=WorkerServices.isolated().scoped("")))
     assert seen == {"metric": "gateway_filter_team_counter_calls", "log": "sluicegate.filter.TeamCounter.orders"}
 
 
 def test_unscoped_services_refuse_to_declare() -> None:
     with pytest.raises(MetricError, match="need the filter's name"):
-        WorkerServices().scoped("").metrics.counter("calls", "Calls.")
+        WorkerServices.isolated().scoped("").metrics.counter("calls", "Calls.")
