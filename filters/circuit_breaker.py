@@ -26,15 +26,20 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from gateway.api import (
+    DEFER_FALLBACK,
+    EXECUTION_EXCEPTION,
+    Breaker,
+    BreakerConfig,
     BuildContext,
     CircuitOpen,
     ClientClosed,
     ComponentConfig,
     Exchange,
+    FailureStatus,
+    FilterServices,
     FilterSpec,
     GatewayError,
     Headers,
-    InternalError,
     Next,
     Response,
     Template,
@@ -44,9 +49,6 @@ from gateway.api import (
     parse_duration,
     spring_enum,
 )
-from gateway.dispatch import REDISPATCH
-from gateway.resilience.breaker import BREAKERS, EXECUTION_EXCEPTION, Breaker, BreakerConfig, FailureStatus
-from gateway.resilience.fallback import DEFER_FALLBACK
 
 #: Spring HttpStatus names that Python's http.HTTPStatus spells differently.
 _SPRING_NAMES = {"PAYLOAD_TOO_LARGE": 413, "URI_TOO_LONG": 414, "I_AM_A_TEAPOT": 418, "TOO_EARLY": 425}
@@ -197,8 +199,9 @@ def pool_of(target: UpstreamRef | None) -> str:
 
 
 class CircuitBreaker:
-    def __init__(self, config: CircuitBreakerConfig, route_id: str) -> None:
+    def __init__(self, config: CircuitBreakerConfig, route_id: str, services: FilterServices) -> None:
         self.route_id = route_id
+        self.services = services
         self.config = dataclasses.replace(config.breaker_config(), name=config.name)
         self.status_codes = frozenset(config.status_codes)
         self.forward = Template(config.fallback_uri.removeprefix("forward:")) if config.fallback_uri else None
@@ -208,14 +211,24 @@ class CircuitBreaker:
             else None
         )
         self.has_fallback = self.forward is not None or self.static is not None
-        # Breakers this route already has (a reload keeps unchanged ones): built now, while the old table lives.
-        self.breakers: dict[str, Breaker] = BREAKERS.adopt(route_id, self.config)
+        # Breakers this route already has (a reload keeps unchanged ones): taken now, while the old table lives
+        # and holds them. Keyed state: (route id, pool) → breaker, one per worker.
+        self.breakers: dict[str, Breaker] = {
+            key[1]: live
+            for key, live in services.state.live()
+            if isinstance(key, tuple)
+            and key[0] == route_id
+            and isinstance(live, Breaker)
+            and live.config == self.config
+        }
 
     def breaker(self, target: UpstreamRef | None) -> Breaker:
         pool = pool_of(target)
         breaker = self.breakers.get(pool)
         if breaker is None:
-            breaker = self.breakers[pool] = BREAKERS.get(self.route_id, pool, self.config)
+            config, route, clock = self.config, self.route_id, self.services.clock
+            breaker = self.services.state.local((route, pool), config, lambda: Breaker(config, route, pool, clock))
+            self.breakers[pool] = breaker
         return breaker
 
     async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
@@ -269,17 +282,19 @@ class CircuitBreaker:
             return Response(status, Headers([("Content-Type", content_type)]), body)
         if self.forward is None:
             raise cause
-        redispatch = exchange.get(REDISPATCH)
-        if redispatch is None:
-            raise InternalError("fallbackUri needs the dispatcher's forward: support") from cause
         forwarded = exchange.fork()
         forwarded.set(EXECUTION_EXCEPTION, cause)
         forwarded.set(DEFER_FALLBACK, None)  # the fallback route's own breaker must not park in this request's slot
-        return await redispatch(forwarded, self.forward.render(exchange.path_vars))
+        return await self.services.redispatch(forwarded, self.forward.render(exchange.path_vars))
+
+
+def _same(key: object, live: object, route_id: str, config: BreakerConfig) -> bool:
+    """Whether the live object under `key` is a breaker of `route_id` with this config (one a reload keeps)."""
+    return isinstance(key, tuple) and key[0] == route_id and isinstance(live, Breaker) and live.config == config
 
 
 def build(config: CircuitBreakerConfig, context: BuildContext) -> CircuitBreaker:
-    return CircuitBreaker(config, context.route_id)
+    return CircuitBreaker(config, context.route_id, context.services)
 
 
 SPEC = FilterSpec(

@@ -11,8 +11,17 @@ import re
 
 from pydantic import Field
 
-from gateway.api import BuildContext, ComponentConfig, Exchange, FilterSpec, Next, RequestHeaderName, Response, to_wire
-from gateway.resilience.breaker import EXECUTION_EXCEPTION
+from gateway.api import (
+    EXECUTION_EXCEPTION,
+    BuildContext,
+    ComponentConfig,
+    Exchange,
+    FilterSpec,
+    Next,
+    RequestHeaderName,
+    Response,
+    to_wire,
+)
 
 #: Longest message passed on: enough to diagnose, too short to carry a body's worth of upstream detail.
 MAX_MESSAGE = 256

@@ -19,6 +19,7 @@ from gateway.api import (
     BuildContext,
     ComponentConfig,
     Exchange,
+    FilterServices,
     FilterSpec,
     HeaderName,
     InjectedFault,
@@ -27,7 +28,6 @@ from gateway.api import (
     header_value,
     parse_duration,
 )
-from gateway.metrics import METRICS
 
 BASIS_POINTS = 10_000  # 100 %
 
@@ -91,11 +91,12 @@ class FaultInjection:
         "abort_points",
         "header",
         "value",
-        "route_id",
+        "delays",
+        "aborts",
         "rng",
     )
 
-    def __init__(self, config: FaultInjectionConfig, route_id: str) -> None:
+    def __init__(self, config: FaultInjectionConfig, route_id: str, services: FilterServices) -> None:
         self.delay = config.delay
         self.delay_points = basis_points(config.delay_percent)
         self.abort_status = config.abort_status
@@ -103,7 +104,13 @@ class FaultInjection:
         self.abort_points = basis_points(config.abort_percent)
         self.header = config.header
         self.value = config.header_value
-        self.route_id = route_id
+        faults = services.metrics.counter(
+            "gateway_faults_injected",
+            "Faults applied by FaultInjection (delay, abort).",
+            ["route", "kind"],
+            max_series=10_000,
+        )
+        self.delays, self.aborts = faults.labels(route_id, "delay"), faults.labels(route_id, "abort")
         self.rng = random.Random()
 
     def _applies(self, exchange: Exchange) -> bool:
@@ -115,10 +122,10 @@ class FaultInjection:
     async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
         if self._applies(exchange):
             if self.delay is not None and chosen(self.delay_points, self.rng.randrange(BASIS_POINTS)):
-                METRICS.fault_injected(self.route_id, "delay")
+                self.delays.inc()
                 await asyncio.sleep(self.delay)
             if self.abort_status is not None and chosen(self.abort_points, self.rng.randrange(BASIS_POINTS)):
-                METRICS.fault_injected(self.route_id, "abort")
+                self.aborts.inc()
                 raise InjectedFault(self.abort_status, self.abort_title)
         return await call_next(exchange)
 
@@ -131,7 +138,7 @@ def _title(status: int) -> str:
 
 
 def build(config: FaultInjectionConfig, context: BuildContext) -> FaultInjection:
-    return FaultInjection(config, context.route_id)
+    return FaultInjection(config, context.route_id, context.services)
 
 
 SPEC = FilterSpec(

@@ -20,15 +20,20 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from gateway.api import (
+    DEFER_FALLBACK,
     EXCEPTION_REASONS,
     Block,
     BuildContext,
     ComponentConfig,
+    CounterChild,
+    DeferredFallback,
     Exchange,
+    FilterServices,
     FilterSpec,
     GatewayError,
     Next,
     Response,
+    RetryBudget,
     UpstreamTimeout,
     backoff_delays,
     comma_items,
@@ -39,9 +44,6 @@ from gateway.api import (
     spring_enum,
     status_code,
 )
-from gateway.metrics import METRICS
-from gateway.resilience.budget import BUDGETS, RetryBudget
-from gateway.resilience.fallback import DEFER_FALLBACK, DeferredFallback
 
 Series = Literal["INFORMATIONAL", "SUCCESSFUL", "REDIRECTION", "CLIENT_ERROR", "SERVER_ERROR"]
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
@@ -57,6 +59,8 @@ ExceptionName = Literal[
     "UpstreamTimeout",
 ]
 MAX_BODY = 16 << 20
+#: The reasons retry_reason gives (the `reason` label of gateway_retries).
+REASONS = ("status", "connect", "reset", "timeout")
 
 
 def _statuses(value: object) -> object:
@@ -167,13 +171,35 @@ class RetryConfig(ComponentConfig):
         return self
 
 
+class RetryMetrics:
+    """Retry's counters for one route, bound at build time (per request: one addition)."""
+
+    __slots__ = ("retries", "refused")
+
+    def __init__(self, services: FilterServices, route_id: str) -> None:
+        metrics = services.metrics
+        retries = metrics.counter(
+            "gateway_retries",
+            "Retry attempts sent by the Retry filter, by reason.",
+            ["route", "reason"],
+            max_series=10_000,
+        )
+        self.retries: dict[str, CounterChild] = {reason: retries.labels(route_id, reason) for reason in REASONS}
+        self.refused = metrics.counter(
+            "gateway_retry_budget_exhausted",
+            "Retries not made because the route's retry budget was spent.",
+            ["route"],
+            max_series=10_000,
+        ).labels(route_id)
+
+
 class Retry:
     """Runs the inner chain up to 1 + `retries` times on forks of the exchange; see the module docstring."""
 
-    def __init__(self, config: RetryConfig, budget: RetryBudget, route_id: str) -> None:
+    def __init__(self, config: RetryConfig, budget: RetryBudget, metrics: RetryMetrics) -> None:
         self.config = config
         self.budget = budget
-        self.route_id = route_id
+        self.metrics = metrics
         self.methods = frozenset(config.methods)
         self.statuses = frozenset(config.statuses)
         self.series = frozenset(config.series)
@@ -232,13 +258,13 @@ class Retry:
                 if delay is None or (deadline is not None and loop.time() + delay >= deadline):
                     return await _final(outcome, deferred)
                 if not self.budget.try_acquire():
-                    METRICS.retry_refused(self.route_id)
+                    self.metrics.refused.inc()
                     return await _final(outcome, deferred)
                 holding = True
                 assert reason is not None
                 if isinstance(outcome, Response):
                     await _discard(outcome)
-                METRICS.retry(self.route_id, reason)
+                self.metrics.retries[reason].inc()
                 retried += 1
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -306,8 +332,10 @@ async def _discard(response: Response) -> None:
 
 
 def build(config: RetryConfig, context: BuildContext) -> Retry:
-    budget = BUDGETS.get(context.route_id, config.budget_percent, config.min_retry_concurrency)
-    return Retry(config, budget, context.route_id)
+    # One budget per route in this worker, kept across a reload that keeps its config (in-flight counts and all).
+    limits = (config.budget_percent, config.min_retry_concurrency)
+    budget = context.services.state.local(context.route_id, limits, lambda: RetryBudget(*limits))
+    return Retry(config, budget, RetryMetrics(context.services, context.route_id))
 
 
 SPEC = FilterSpec(

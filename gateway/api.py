@@ -2,9 +2,9 @@
 
 A filter package imports from this module only; the built-in filters and predicates do the same
 (tests/test_plugin_api.py checks it, so the built-ins prove the API is enough). Every name in `__all__` is part
-of the contract; anything else in `gateway` is internal and may change without notice. The process-wide state a
-few built-ins still reach directly (metrics, breakers, retry budgets, the dispatcher) is not here: it becomes
-services on `BuildContext` (issue 10, item 2), and upstream outcomes move off the exchange (item 4).
+of the contract; anything else in `gateway` is internal and may change without notice. What process-wide state a
+filter needs (metrics, keyed state, `forward:`, a logger, a clock) comes as services on `BuildContext.services`
+(gateway.services), never as globals.
 """
 
 from __future__ import annotations
@@ -47,12 +47,19 @@ from gateway.headers import Headers, check_name, check_value, is_token, to_wire
 from gateway.hygiene import PRESERVE_HOST
 from gateway.regex import Regex, RegexError, Replacement, compile_regex, replacement_validator
 from gateway.resilience.backoff import backoff_delays, retry_after_seconds
+from gateway.resilience.breaker import EXECUTION_EXCEPTION, Breaker, BreakerConfig, FailureStatus
+from gateway.resilience.breaker import State as BreakerState
+from gateway.resilience.budget import RetryBudget
 from gateway.resilience.duration import parse_duration
+from gateway.resilience.fallback import DEFER_FALLBACK, DeferredFallback
 from gateway.resilience.retry_rules import EXCEPTION_REASONS, retry_reason, status_code
 from gateway.routing.capture import match_any
 from gateway.routing.hostpattern import HostPattern, compile_host_pattern
 from gateway.routing.pathpattern import PathPattern, PatternError, compile_path_pattern
 from gateway.routing.weights import WeightChooser
+from gateway.services import FilterServices, KeyedState, MetricError, MetricsFactory, Redispatch
+from gateway.services.metrics import CounterChild, GaugeChild, HistogramChild
+from gateway.services.metrics import Family as MetricFamily
 from gateway.spec import (
     BANDS,
     Block,
@@ -93,6 +100,16 @@ from gateway.uri import (
 )
 
 __all__ = [
+    # Services a filter gets on BuildContext.services: metrics factory, keyed state, forward:, log, clock
+    "CounterChild",
+    "FilterServices",
+    "GaugeChild",
+    "HistogramChild",
+    "KeyedState",
+    "MetricError",
+    "MetricFamily",
+    "MetricsFactory",
+    "Redispatch",
     # The exchange a filter sees, what it answers, and the contracts of a filter and a predicate
     "Endpoint",
     "Exchange",
@@ -198,4 +215,13 @@ __all__ = [
     "retry_after_seconds",
     "retry_reason",
     "status_code",
+    "RetryBudget",
+    # Circuit breaking: resilience4j's state machine, and what a breaker hands FallbackHeaders and Retry
+    "Breaker",
+    "BreakerConfig",
+    "BreakerState",
+    "FailureStatus",
+    "EXECUTION_EXCEPTION",
+    "DEFER_FALLBACK",
+    "DeferredFallback",
 ]

@@ -16,6 +16,9 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from gateway.services import WORKER
+from gateway.services.metrics import families as declared_families
+
 PREFIX = "gateway_"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: SCG's outcome names (HttpStatus.Series), by status class.
@@ -49,10 +52,6 @@ class WorkerMetrics:
         self.upstream_errors: dict[tuple[str, str], int] = {}
         self.upstream_resends: dict[tuple[str, str], int] = {}
         self.shed: dict[str, int] = {}
-        # Retry / FaultInjection (issue 6): (route, reason), route, (route, kind).
-        self.retries: dict[tuple[str, str], int] = {}
-        self.retry_budget_exhausted: dict[str, int] = {}
-        self.faults_injected: dict[tuple[str, str], int] = {}
         self.client_aborts: dict[str, int] = {}
         # CircuitBreaker (issue 6): state 0/1/2 by (route, pool); transitions by (route, pool, to); rejections.
         self.breaker_states: dict[tuple[str, str], int] = {}
@@ -95,20 +94,6 @@ class WorkerMetrics:
         key = (route, reason)
         self.upstream_resends[key] = self.upstream_resends.get(key, 0) + 1
 
-    def retry(self, route: str, reason: str) -> None:
-        """The Retry filter sends another attempt; `reason` is status, connect, timeout or reset."""
-        key = (route, reason)
-        self.retries[key] = self.retries.get(key, 0) + 1
-
-    def retry_refused(self, route: str) -> None:
-        """A retry the retry budget did not allow (the last response or error was returned)."""
-        self.retry_budget_exhausted[route] = self.retry_budget_exhausted.get(route, 0) + 1
-
-    def fault_injected(self, route: str, kind: str) -> None:
-        """FaultInjection applied a `delay` or an `abort`."""
-        key = (route, kind)
-        self.faults_injected[key] = self.faults_injected.get(key, 0) + 1
-
     def outlier_ejection(self, pool: str) -> None:
         self.outlier_ejections[pool] = self.outlier_ejections.get(pool, 0) + 1
 
@@ -145,9 +130,6 @@ class WorkerMetrics:
             "upstream_errors": [[*key, n] for key, n in self.upstream_errors.items()],
             "upstream_resends": [[*key, n] for key, n in self.upstream_resends.items()],
             "shed": self.shed,
-            "retries": [[*key, n] for key, n in self.retries.items()],
-            "retry_budget_exhausted": self.retry_budget_exhausted,
-            "faults_injected": [[*key, n] for key, n in self.faults_injected.items()],
             "client_aborts": self.client_aborts,
             "breaker_states": [[*key, n] for key, n in self.breaker_states.items()],
             "breaker_transitions": [[*key, n] for key, n in self.breaker_transitions.items()],
@@ -158,6 +140,8 @@ class WorkerMetrics:
             "pool_healthy": self.pool_healthy,
             "outlier_ejections": self.outlier_ejections,
             "health_checks": [[*key, n] for key, n in self.health_checks.items()],
+            # Families filters declared through their services' metrics factory (gateway.services.metrics).
+            "families": WORKER.metrics.snapshot(),
         }
 
 
@@ -265,27 +249,6 @@ def _counter(
     return family
 
 
-def _resilience_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
-    """Retry and FaultInjection counters (a worker of an older version may not report them)."""
-    yield _counter(
-        snapshots, "retries", "retries", "Retry attempts sent by the Retry filter, by reason.", ["route", "reason"]
-    )
-    yield _counter(
-        snapshots,
-        "retry_budget_exhausted",
-        "retry_budget_exhausted",
-        "Retries not made because the route's retry budget was spent.",
-        ["route"],
-    )
-    yield _counter(
-        snapshots,
-        "faults_injected",
-        "faults_injected",
-        "Faults applied by FaultInjection (delay, abort).",
-        ["route", "kind"],
-    )
-
-
 def _simple_families(snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping[str, Any]) -> Iterator[Metric]:
     yield _counter(snapshots, "shed", "shed_requests", "Requests refused with 503 by a limit.", ["reason"])
     yield _counter(snapshots, "client_aborts", "client_aborts", "Clients gone before their response (499).", ["route"])
@@ -381,7 +344,7 @@ class SnapshotCollector:
         yield from _simple_families(self.snapshots, self.supervisor)
         yield from _breaker_families(self.snapshots)
         yield from _pool_families(self.snapshots)
-        yield from _resilience_families(self.snapshots)
+        yield from declared_families(self.snapshots)
 
 
 def render(snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping[str, Any]) -> bytes:

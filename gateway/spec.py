@@ -7,8 +7,8 @@ per route at load time, never per request; every config field carries a descript
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass, field, replace
+from functools import cache, wraps
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar, Union, get_args, get_origin
 
@@ -32,6 +32,7 @@ from gateway.exchange import Filter, MatchHints, Predicate
 from gateway.headers import TOKEN_PATTERN, check_value
 from gateway.regex import RegexError, compile_regex, regex_validator
 from gateway.routing.weights import WeightGroups
+from gateway.services import FilterServices, default_services
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -310,6 +311,30 @@ class BuildContext:
     uri: str = ""
     #: Weight groups of the whole compile (one per routes file), shared by every Weight predicate.
     weights: WeightGroups = field(default_factory=WeightGroups)
+    #: Metrics, keyed state, `forward:` re-dispatch, a logger and a clock (gateway.services). The pipeline passes
+    #: its worker's; the default is this process's in-memory services. A filter sees them scoped to its own name
+    #: and route (FilterSpec does that before calling `build`).
+    services: FilterServices = field(default_factory=default_services)
+
+    def for_filter(self, filter_name: str, *, builtin: bool) -> BuildContext:
+        """This context with `services` scoped to `filter_name` on this route."""
+        return replace(self, services=self.services.scoped(filter_name, self.route_id, builtin=builtin))
+
+
+def _scoped_build(name: str, build: Callable[[Any, BuildContext], Filter]) -> Callable[[Any, BuildContext], Filter]:
+    """`build` called with the context's services scoped to the filter `name`, however the filter is built (the
+    compiler, gateway.testing, a test). The built-ins (modules under `filters.`) may use their documented
+    `gateway_…` metric names; this keeps names apart, it is no sandbox: a plugin's code runs in the worker."""
+    if getattr(build, "__sluicegate_scoped__", False):
+        return build
+    builtin = build.__module__.startswith("filters.")
+
+    @wraps(build)
+    def scoped(config: Any, context: BuildContext) -> Filter:
+        return build(config, context.for_filter(name, builtin=builtin))
+
+    scoped.__sluicegate_scoped__ = True  # type: ignore[attr-defined]
+    return scoped
 
 
 @dataclass(frozen=True)
@@ -327,6 +352,9 @@ class FilterSpec(Generic[C]):
     shortcut_type: ShortcutType = "default"
     status: Status = "alpha"
     replays: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "build", _scoped_build(self.name, self.build))
 
     @property
     def band(self) -> int:

@@ -38,6 +38,7 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.exchange import Exchange, Filter, MatchHints, PeerIdentity, Predicate, Response
 from gateway.headers import Headers
 from gateway.registry import FILTER_GROUP, PREDICATE_GROUP, Registry, load_registry
+from gateway.services import WORKER
 from gateway.settings import Settings
 from gateway.spec import BANDS, BuildContext, ComponentConfig, FilterSpec, PredicateSpec
 
@@ -56,6 +57,7 @@ __all__ = [
     "contract_problems",
     "echo_upstream",
     "make_exchange",
+    "metric_value",
     "read_body",
     "running_gateway",
 ]
@@ -276,6 +278,22 @@ class ScriptedUpstream:
         )
         self.answered.append(copy)
         return copy
+
+
+def metric_value(name: str, **labels: str) -> float:
+    """The current value of a counter or gauge series that filters built here declared, by its exposed name
+    (`gateway_filter_team_tag_calls_total` or without `_total`) and label values; 0 for a series with no sample yet.
+
+    Raises KeyError for a family nobody declared or a label it does not have.
+    """
+    family = WORKER.metrics.families.get(name.removesuffix("_total"))
+    if family is None:
+        raise KeyError(f"no metric {name!r} is declared (is the filter built in this process?)")
+    unknown = set(labels) - set(family.label_names)
+    if unknown:
+        raise KeyError(f"{name} has labels {list(family.label_names)}, not {sorted(unknown)}")
+    child = family.children.get(tuple(str(labels[label]) for label in family.label_names))
+    return 0.0 if child is None else float(child.value)
 
 
 async def read_body(response: Response) -> bytes:

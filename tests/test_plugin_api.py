@@ -1,8 +1,8 @@
 """The plugin boundary: built-in filters and predicates, and the example plugin, import only `gateway.api`.
 
-The built-ins use nothing a team's plugin could not, so they prove the public API is enough. The few imports of
-process-wide state that issue 10 replaces are listed below as known exceptions; each set may only shrink (an
-entry no module uses any more fails the test, so it is removed when its import goes).
+The built-ins use nothing a team's plugin could not, so they prove the public API is enough: process-wide state
+(metrics, retry budgets, breakers, the dispatcher) comes through `BuildContext.services`, and upstream outcomes
+live in `Exchange.outcomes`, not in exchange keys a filter would import.
 """
 
 from __future__ import annotations
@@ -16,33 +16,6 @@ import gateway.api
 ROOT = Path(__file__).resolve().parent.parent
 BUILTINS = ROOT / "filters"
 EXAMPLE = ROOT / "examples" / "sluicegate-example-filter" / "sluicegate_example"
-
-#: Imports of process-wide state that item 2 of issue 10 replaces with `BuildContext` services.
-ALLOWED_UNTIL_SERVICES = frozenset(
-    {
-        # the metrics registry global (Retry, FaultInjection) -> the metrics factory
-        ("gateway.metrics", "METRICS"),
-        # per-worker retry budgets (Retry) -> keyed state
-        ("gateway.resilience.budget", "BUDGETS"),
-        ("gateway.resilience.budget", "RetryBudget"),
-        # per-worker circuit breakers and their failure record (CircuitBreaker, FallbackHeaders) -> keyed state
-        ("gateway.resilience.breaker", "BREAKERS"),
-        ("gateway.resilience.breaker", "Breaker"),
-        ("gateway.resilience.breaker", "BreakerConfig"),
-        ("gateway.resilience.breaker", "FailureStatus"),
-        ("gateway.resilience.breaker", "EXECUTION_EXCEPTION"),
-        # `forward:` fallbacks: the dispatcher and the breaker's fallback parked for Retry -> `redispatch`
-        ("gateway.dispatch", "REDISPATCH"),
-        ("gateway.resilience.fallback", "DEFER_FALLBACK"),
-        ("gateway.resilience.fallback", "DeferredFallback"),
-    }
-)
-
-#: Upstream outcomes moved off the exchange's attributes into `Exchange.outcomes`, which forks share (item 4 of
-#: issue 10): no built-in imports an outcome key any more.
-ALLOWED_UNTIL_OUTCOMES_MOVE: frozenset[tuple[str, str]] = frozenset()
-
-ALLOWED = ALLOWED_UNTIL_SERVICES | ALLOWED_UNTIL_OUTCOMES_MOVE
 
 
 def gateway_imports(root: Path) -> Iterator[tuple[str, str, str]]:
@@ -63,21 +36,11 @@ def gateway_imports(root: Path) -> Iterator[tuple[str, str, str]]:
                         yield where, alias.name, "*"
 
 
-def test_builtins_import_only_the_plugin_api_and_the_known_exceptions() -> None:
+def test_builtins_import_only_the_plugin_api() -> None:
     found = list(gateway_imports(BUILTINS))
     assert any(module == "gateway.api" for _, module, _ in found), "the walk found no import at all"
-    unknown = [
-        f"{where}: from {module} import {name}"
-        for where, module, name in found
-        if module != "gateway.api" and (module, name) not in ALLOWED
-    ]
-    assert not unknown, "built-ins must import from gateway.api only:\n" + "\n".join(unknown)
-
-
-def test_every_known_exception_is_still_used_so_the_list_only_shrinks() -> None:
-    used = {(module, name) for _, module, name in gateway_imports(BUILTINS)}
-    stale = sorted(ALLOWED - used)
-    assert not stale, f"no built-in imports these any more; remove them from the allowed sets: {stale}"
+    other = [f"{where}: from {module} import {name}" for where, module, name in found if module != "gateway.api"]
+    assert not other, "built-ins must import from gateway.api only:\n" + "\n".join(other)
 
 
 def test_example_plugin_imports_only_the_plugin_api() -> None:

@@ -1,4 +1,4 @@
-"""Circuit breaker state machine (resilience4j semantics) and the per-worker registry that keeps breakers alive.
+"""Circuit breaker state machine (resilience4j semantics); CircuitBreaker keeps its breakers in keyed state.
 
 A `Breaker` is CLOSED, OPEN or HALF_OPEN (resilience4j's numbering 0/1/2, also the metric value):
 
@@ -17,7 +17,8 @@ count as a half-open probe. A call that ends without an outcome (the client went
 against nothing and, in HALF_OPEN, hands its permit back.
 
 Everything here runs on one event loop thread between awaits, so no lock is needed (and none is held across an
-await). State is per worker process; see `BreakerRegistry`.
+await). State is per worker process: the CircuitBreaker filter keeps one breaker per route × pool in its keyed
+state (gateway.services.state), so an unchanged breaker survives a reload.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -193,38 +193,3 @@ class Breaker:
             previous.name,
             state.name,
         )
-
-
-class BreakerRegistry:
-    """The breakers of this worker process, keyed by (route id, pool); outside the route table.
-
-    Entries are weak: a breaker lives as long as a built filter holds it. A reload builds the new filters while
-    the old table is still alive, so `adopt` hands an unchanged breaker (same key, equal config) to the new filter
-    and its state carries over; a changed config gets a fresh breaker, and a removed route's breaker goes away
-    with the old table.
-    """
-
-    def __init__(self) -> None:
-        self._live: weakref.WeakValueDictionary[tuple[str, str], Breaker] = weakref.WeakValueDictionary()
-
-    def get(self, route: str, pool: str, config: BreakerConfig) -> Breaker:
-        breaker = self._live.get((route, pool))
-        if breaker is None or breaker.config != config:
-            breaker = self._live[(route, pool)] = Breaker(config, route, pool)
-        return breaker
-
-    def adopt(self, route: str, config: BreakerConfig) -> dict[str, Breaker]:
-        """The live breakers of `route` whose config equals `config`, by pool (what a rebuilt filter keeps)."""
-        return {pool: b for (rid, pool), b in list(self._live.items()) if rid == route and b.config == config}
-
-    def find(self, route: str, pool: str) -> Breaker | None:
-        """The live breaker of (route, pool), if any (admin views and tests)."""
-        return self._live.get((route, pool))
-
-    def clear(self) -> None:
-        """Forget every breaker (tests; filters already built keep theirs)."""
-        self._live.clear()
-
-
-#: This process's breakers.
-BREAKERS = BreakerRegistry()

@@ -1,4 +1,4 @@
-"""The retry budget (Envoy semantics) and the per-worker registry that keeps one per route.
+"""The retry budget (Envoy semantics); Retry keeps one per route in its keyed state (gateway.services.state).
 
 Envoy's `retry_budget`: retries in flight may be at most `budget_percent` of the requests active on the route,
 but never fewer than `min_retry_concurrency`, so a route with little traffic can still retry. A retry that would
@@ -7,8 +7,6 @@ bounds the extra load a gateway adds to an upstream that is down for everyone (a
 """
 
 from __future__ import annotations
-
-import weakref
 
 
 class RetryBudget:
@@ -44,25 +42,3 @@ class RetryBudget:
 
     def release(self) -> None:
         self.retrying -= 1
-
-
-class BudgetRegistry:
-    """One `RetryBudget` per route id in this worker, outside the route table.
-
-    A reload that keeps a route's budget config gets the same object back, with its in-flight counts; a changed
-    config starts a new one (requests still running on the old table release into the old object). Entries are
-    weak: a budget no route's filter refers to any more (route deleted) goes away with the old table.
-    """
-
-    def __init__(self) -> None:
-        self._budgets: weakref.WeakValueDictionary[str, RetryBudget] = weakref.WeakValueDictionary()
-
-    def get(self, route_id: str, percent: float, min_concurrency: int) -> RetryBudget:
-        budget = self._budgets.get(route_id)
-        if budget is None or (budget.percent, budget.min_concurrency) != (percent, min_concurrency):
-            budget = self._budgets[route_id] = RetryBudget(percent, min_concurrency)
-        return budget
-
-
-#: This worker's budgets.
-BUDGETS = BudgetRegistry()

@@ -19,20 +19,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.metrics import METRICS, WorkerMetrics, render
-from gateway.resilience.breaker import BREAKERS, Breaker, BreakerConfig, State, Window
+from gateway.resilience.breaker import Breaker, BreakerConfig, State, Window
+from gateway.services import WORKER
 from tests.conftest import GatewayUnderTest, StartGateway, StartUpstream, Upstream
 from tests.helpers import Reply, config_issues, config_only_route, fetch, free_port
 from tests.resilience.servers import Script, counters, delta
 
 GUARD = 10.0  # seconds: only a guard against a hang
+#: The CircuitBreaker filter's keyed state in this process: its breakers by (route id, pool).
+BREAKERS = WORKER.scoped("CircuitBreaker").state
 
 
 @pytest.fixture(autouse=True)
 def fresh_breakers() -> Iterator[None]:
     """Breakers are per process and keyed by route id: each test starts without any left by another."""
-    BREAKERS.clear()
+    BREAKERS.forget()
     yield
-    BREAKERS.clear()
+    BREAKERS.forget()
 
 
 @dataclass
@@ -87,8 +90,8 @@ def pool(upstream: Upstream) -> str:
 
 
 def breaker_of(rid: str, upstream_pool: str) -> Breaker:
-    breaker = BREAKERS.find(rid, upstream_pool)
-    assert breaker is not None
+    breaker = BREAKERS.find((rid, upstream_pool))
+    assert isinstance(breaker, Breaker)
     return breaker
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from filters.fallback_headers import MAX_MESSAGE, header_text, root_cause
-from gateway.resilience.breaker import BREAKERS
+from gateway.services import WORKER
 from tests.conftest import StartGateway, Upstream
 from tests.helpers import config_issues, config_only_route, fetch, free_port
 
@@ -20,9 +20,10 @@ NAMES = ("Execution-Exception-Type", "Execution-Exception-Message", "Root-Cause-
 
 @pytest.fixture(autouse=True)
 def fresh_breakers() -> Iterator[None]:
-    BREAKERS.clear()
+    breakers = WORKER.scoped("CircuitBreaker").state  # per process, keyed by route id: none left by another test
+    breakers.forget()
     yield
-    BREAKERS.clear()
+    breakers.forget()
 
 
 def routes(service: str, fallback: Upstream, fallback_filters: str = "[FallbackHeaders]") -> str:

@@ -9,7 +9,8 @@ import aiohttp
 from aiohttp import web
 
 from gateway.app import Gateway
-from gateway.resilience.budget import BUDGETS, RetryBudget
+from gateway.resilience.budget import RetryBudget
+from gateway.services import WORKER
 from tests.conftest import StartGateway, StartUpstream
 from tests.helpers import config_only_route, fetch, one_route
 from tests.resilience.servers import Script, counters, delta
@@ -39,14 +40,16 @@ def test_budget_state_survives_a_reload_that_keeps_its_config() -> None:
     gateway = Gateway()
     retry = "[{name: Retry, args: {budgetPercent: 30, minRetryConcurrency: 2}}]"
     gateway.load_text(config_only_route(filters=retry).replace("id: r", "id: kept"), "routes.yaml")
-    first = BUDGETS.get("kept", 30.0, 2)
+    budgets = WORKER.scoped("Retry").state  # Retry's keyed state in this worker: its budgets by route id
+    first = budgets.find("kept")
+    assert isinstance(first, RetryBudget) and (first.percent, first.min_concurrency) == (30.0, 2)
     first.active = 7  # in-flight requests the old table started
     gateway.load_text(config_only_route(filters=retry).replace("id: r", "id: kept"), "routes.yaml")
-    assert BUDGETS.get("kept", 30.0, 2) is first
+    assert budgets.find("kept") is first
     changed = retry.replace("30", "50")
     gateway.load_text(config_only_route(filters=changed).replace("id: r", "id: kept"), "routes.yaml")
-    fresh = BUDGETS.get("kept", 50.0, 2)
-    assert fresh is not first and fresh.active == 0
+    fresh = budgets.find("kept")
+    assert isinstance(fresh, RetryBudget) and fresh is not first and fresh.active == 0 and fresh.percent == 50.0
     first.active = 0
 
 
@@ -138,16 +141,38 @@ async def test_a_total_outage_stays_within_the_budget(
 
 
 def test_counters_are_exported_with_bounded_labels() -> None:
+    """Retry's and FaultInjection's counters come from the metrics factory under their documented names, summed
+    over workers; a worker that has no Retry route reports none of them, and they are declared all the same."""
+    from filters.fault_injection import SPEC as FAULTS
+    from filters.fault_injection import FaultInjection
+    from filters.retry import SPEC as RETRY
+    from filters.retry import Retry
+    from gateway.api import BuildContext
     from gateway.metrics import WorkerMetrics, render
+    from gateway.services import WorkerServices
+    from gateway.settings import Settings
 
-    worker = WorkerMetrics()
-    worker.retry("r1", "connect")
-    worker.retry("r1", "connect")
-    worker.retry_refused("r1")
-    worker.fault_injected("r1", "abort")
-    older = {k: v for k, v in WorkerMetrics().snapshot().items() if k not in ("retries", "faults_injected")}
-    older.pop("retry_budget_exhausted")  # a worker of an older version reports none of them
-    text = render([worker.snapshot(), worker.snapshot(), older], {"routes": 1, "reloads": {}}).decode()
-    assert 'gateway_retries_total{reason="connect",route="r1"} 4.0' in text
-    assert 'gateway_retry_budget_exhausted_total{route="r1"} 2.0' in text
-    assert 'gateway_faults_injected_total{kind="abort",route="r1"} 2.0' in text
+    def worker() -> WorkerServices:
+        services = WorkerServices.isolated()
+        context = BuildContext("r1", {}, Settings(), services=services.scoped(""))
+        retry = RETRY.build(RETRY.config(), context)
+        faults = FAULTS.build(FAULTS.config.model_validate({"abortStatus": 503, "abortPercent": 100}), context)
+        assert isinstance(retry, Retry) and isinstance(faults, FaultInjection)
+        retry.metrics.retries["connect"].inc()
+        retry.metrics.retries["connect"].inc()
+        retry.metrics.refused.inc()
+        faults.aborts.inc()
+        return services
+
+    def snapshot(services: WorkerServices) -> dict[str, object]:
+        return {**WorkerMetrics().snapshot(), "families": services.metrics.snapshot()}
+
+    text = render(
+        [snapshot(worker()), snapshot(worker()), snapshot(WorkerServices.isolated())], {"routes": 1, "reloads": {}}
+    )
+    assert 'gateway_retries_total{reason="connect",route="r1"} 4.0' in text.decode()
+    assert 'gateway_retry_budget_exhausted_total{route="r1"} 2.0' in text.decode()
+    assert 'gateway_faults_injected_total{kind="abort",route="r1"} 2.0' in text.decode()
+    idle = render([snapshot(WorkerServices.isolated())], {"routes": 0, "reloads": {}}).decode()
+    for name in ("gateway_retries", "gateway_retry_budget_exhausted", "gateway_faults_injected"):
+        assert f"# TYPE {name}_total counter\n" in idle  # documented families show before any route uses them

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway.metrics import METRICS
+from gateway.services import WORKER
 
 
 @dataclass
@@ -45,9 +45,15 @@ class Script:
 
 def counters(route: str) -> dict[str, int]:
     """This worker's Retry/FaultInjection counters for `route` (tests compare before and after)."""
-    out = {f"retry:{reason}": n for (r, reason), n in METRICS.retries.items() if r == route}
-    out["exhausted"] = METRICS.retry_budget_exhausted.get(route, 0)
-    out.update({f"fault:{kind}": n for (r, kind), n in METRICS.faults_injected.items() if r == route})
+    out: dict[str, int] = {}
+    for name, label in (("gateway_retries", "retry"), ("gateway_faults_injected", "fault")):
+        family = WORKER.metrics.families.get(name)
+        for (r, value), child in family.children.items() if family is not None else ():
+            if r == route and child.value:
+                out[f"{label}:{value}"] = int(child.value)
+    exhausted = WORKER.metrics.families.get("gateway_retry_budget_exhausted")
+    child = exhausted.children.get((route,)) if exhausted is not None else None
+    out["exhausted"] = int(child.value) if child is not None else 0
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gateway.api import BuildContext, ComponentConfig, Exchange, FilterSpec, Next, Response
+from gateway.api import BuildContext, ComponentConfig, CounterChild, Exchange, FilterSpec, Next, Response
 
 
 class TeamTagConfig(ComponentConfig):
@@ -19,10 +19,11 @@ class TeamTagConfig(ComponentConfig):
 
 
 class TeamTag:
-    def __init__(self, team: str, echo: bool) -> None:
-        self.team, self.echo = team, echo
+    def __init__(self, team: str, echo: bool, calls: CounterChild) -> None:
+        self.team, self.echo, self.calls = team, echo, calls
 
     async def __call__(self, exchange: Exchange, call_next: Next) -> Response:
+        self.calls.inc()  # a child bound at build time: one addition per request
         exchange.headers.set("X-Team", self.team)
         response = await call_next(exchange)
         if self.echo:
@@ -31,7 +32,10 @@ class TeamTag:
 
 
 def build(config: TeamTagConfig, context: BuildContext) -> TeamTag:
-    return TeamTag(config.team, config.echo)
+    # On /metrics as gateway_filter_team_tag_calls_total{route,team}, summed over the workers, from the moment a
+    # route uses the filter; the factory adds the prefix, so a team cannot take another filter's (or the core's) name.
+    calls = context.services.metrics.counter("calls", "Requests through TeamTag.", ["route", "team"])
+    return TeamTag(config.team, config.echo, calls.labels(context.route_id, config.team))
 
 
 SPEC = FilterSpec(

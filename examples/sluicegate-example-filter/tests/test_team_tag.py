@@ -16,6 +16,7 @@ from gateway.testing import (
     check_contract,
     echo_upstream,
     make_exchange,
+    metric_value,
     running_gateway,
 )
 
@@ -31,6 +32,15 @@ async def test_sends_the_team_upstream_and_echoes_it_to_the_client(entry: str | 
     assert upstream.calls == 1
     assert upstream.last.header("X-Team") == ["payments"]
     assert response.status == 201 and response.headers.get("X-Team-Served") == "payments"
+
+
+async def test_counts_its_calls_with_a_metric_from_the_factory() -> None:
+    team_tag = build_filter("TeamTag=billing", route_id="billing-api")
+    series = {"route": "billing-api", "team": "billing"}
+    before = metric_value("gateway_filter_team_tag_calls_total", **series)
+    for _ in range(3):
+        await team_tag(make_exchange(), ScriptedUpstream())
+    assert metric_value("gateway_filter_team_tag_calls_total", **series) == before + 3
 
 
 async def test_echo_false_keeps_the_team_from_the_client() -> None:
