@@ -1,9 +1,11 @@
 """The `sluicegate run` process: owns the listening socket, the workers, reloads, drain and the admin listener.
 
 Workers are fresh interpreters (`python -m gateway.worker`) that inherit the data socket and a control channel.
-The supervisor validates a routes file once and hands every worker the same versioned snapshot; a worker that
-dies is restarted with the current snapshot. On SIGTERM readiness turns false at once, and after the drain delay
-every worker stops accepting and finishes what it has read (bounded by the drain timeout), then everything exits 0.
+The supervisor validates a routes file once (no build: validation has no side effects) and hands every worker the
+same versioned snapshot as plain data with a checksum; workers build it, start its filters, and swap it in only
+when every worker could (prepare, then commit). A worker that dies is restarted with the current snapshot.
+On SIGTERM readiness turns false at once, and after the drain delay every worker stops accepting and finishes what
+it has read (bounded by the drain timeout), then everything exits 0.
 
 Start-up binds every listener first (data, admin, demo backend), so a busy port fails before any worker starts.
 Signal handlers come before that: a SIGTERM during start-up drains once the starting worker is up, a SIGHUP
@@ -28,16 +30,14 @@ from typing import Any
 from aiohttp import web
 
 from gateway.admin import admin_app
-from gateway.config.definitions import GatewayConfig
+from gateway.config.definitions import GatewayConfig, checksum
 from gateway.config.redact import redacted_routes
-from gateway.config.source import load_yaml
 from gateway.control import Channel, Message
 from gateway.errors import ConfigError
-from gateway.exchange import Exchange, Response
 from gateway.launch import EarlySignals
 from gateway.metrics import render
 from gateway.registry import Registry, load_registry
-from gateway.routing.compiler import compile_config
+from gateway.routing.compiler import load_routes_file
 from gateway.settings import Listen, Settings
 
 log = logging.getLogger("sluicegate.supervisor")
@@ -51,15 +51,22 @@ class StartError(Exception):
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One validated version of the routes file, as every worker receives it."""
+    """One validated version of the routes file, as every worker receives it: plain data, never file text."""
 
     version: int
-    text: str
     source: str
     config: GatewayConfig
+    #: `config.to_data()` and the sha256 of its canonical JSON, computed once per version
+    data: dict[str, Any] = field(default_factory=dict)
+    checksum: str = ""
+
+    @classmethod
+    def of(cls, config: GatewayConfig, version: int) -> Snapshot:
+        data = config.to_data()
+        return cls(version, config.source, config, data, checksum(data))
 
     def message(self) -> Message:
-        return {"version": self.version, "text": self.text, "source": self.source}
+        return {"version": self.version, "checksum": self.checksum, "config": self.data}
 
 
 @dataclass
@@ -72,27 +79,15 @@ class WorkerHandle:
     restarts: int = 0
 
 
-async def _no_terminal(exchange: Exchange) -> Response:  # compile needs a terminal; the supervisor never serves
-    return Response(500)
-
-
 def compile_snapshot(path: Path, registry: Registry, settings: Settings, version: int) -> Snapshot:
-    """Read and validate `path`. Raises ConfigError naming the file, YAML path and reason of every problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        from gateway.errors import ConfigIssue
-
-        raise ConfigError([ConfigIssue(str(path), "", f"cannot read: {exc.strerror or exc}")]) from exc
-    doc, issues = load_yaml(text, str(path))
-    if issues:
-        raise ConfigError(issues)
-    config, _ = compile_config(doc, registry, settings, _no_terminal, version)
+    """Read and validate `path` (no build: nothing created). Raises ConfigError naming the file, YAML path and
+    reason of every problem."""
+    config = load_routes_file(path, registry, settings)
     for note in config.notes:  # here, once per load, not in every worker
         log.info("%s: %s", path, note)
     for warning in config.warnings:
         log.warning("%s", warning)
-    return Snapshot(version, text, str(path), config)
+    return Snapshot.of(config, version)
 
 
 @dataclass
@@ -300,6 +295,10 @@ class Supervisor:
     async def reload(self) -> bool:
         """Validate the routes file again and hand every worker the new version; on error keep the old one.
 
+        The hand-out has two phases: every live worker builds the version and starts its filters (prepare); if one
+        refuses (a plugin's build or start failed) or does not answer, every worker drops it (abort) and the old
+        version keeps serving everywhere; else every worker swaps it in (commit).
+
         True (counted as a success) only when every worker slot serves the new version: each live worker confirmed
         it, and each worker that was dead or died during the hand-out was replaced by one that started on it (a
         replacement starts on the current snapshot; the wait covers its first attempt, at most RESTART_BACKOFF +
@@ -310,17 +309,22 @@ class Supervisor:
             try:
                 snapshot = compile_snapshot(self.path, self.registry, self.settings, self.snapshot.version + 1)
             except ConfigError as exc:
-                self.reloads["failure"] += 1
-                for issue in exc.issues:
-                    log.error("reload refused, keeping version %d: %s", self.snapshot.version, issue)
-                return False
-            self.snapshot = snapshot
+                return self._refused([str(issue) for issue in exc.issues])
+            # Two phases, so a version serves in every worker or in none: each live worker builds it and starts its
+            # filters (prepare), and only when every one of them could is it swapped in (commit); else abort.
             live = [w for w in self.workers if w.process.returncode is None]
-            replies = await asyncio.gather(*(self._load(w) for w in live), return_exceptions=True)
-            confirmed = {w.index for w, r in zip(live, replies, strict=True) if r is True}
-            # Refused, or no answer in time: the worker lives on the old version.
-            unanswered = {w.index for w, r in zip(live, replies, strict=True) if r is not True}
-            unanswered -= {w.index for w, r in zip(live, replies, strict=True) if isinstance(r, ConnectionError)}
+            replies = await asyncio.gather(*(self._prepare(w, snapshot) for w in live), return_exceptions=True)
+            prepared = [w for w, r in zip(live, replies, strict=True) if r == []]
+            failed = [r for r in replies if r != [] and not isinstance(r, ConnectionError)]  # a worker that died
+            if failed:  # is replaced on the current snapshot, so it does not stop the others from committing
+                await asyncio.gather(*(self._abort(w, snapshot.version) for w in live), return_exceptions=True)
+                return self._refused(_errors(failed[0]))
+            self.snapshot = snapshot
+            commits = await asyncio.gather(*(self._commit(w) for w in prepared), return_exceptions=True)
+            confirmed = {w.index for w, r in zip(prepared, commits, strict=True) if r is True}
+            # No answer in time: the worker lives on the old version.
+            unanswered = {w.index for w, r in zip(prepared, commits, strict=True) if r is not True}
+            unanswered -= {w.index for w, r in zip(prepared, commits, strict=True) if isinstance(r, ConnectionError)}
             # Dead before the hand-out, or died during it (its channel broke): a replacement has to start on it.
             restarting = [w.index for w in self.workers if w.index not in confirmed | unanswered]
             failures_before = dict(self._failed_starts)
@@ -357,13 +361,31 @@ class Supervisor:
                 await self._started.wait_for(lambda: all(serving(i) or failed(i) for i in indices))
         return sum(1 for i in indices if not serving(i))
 
-    async def _load(self, worker: WorkerHandle) -> bool:
-        reply = await worker.channel.request({"type": "load", "routes": self.snapshot.message()}, START_TIMEOUT)
+    def _refused(self, errors: list[str]) -> bool:
+        self.reloads["failure"] += 1
+        for error in errors:
+            log.error("reload refused, keeping version %d: %s", self.snapshot.version, error)
+        return False
+
+    async def _prepare(self, worker: WorkerHandle, snapshot: Snapshot) -> list[str]:
+        """Ask `worker` to build and start `snapshot`: [] when it is ready to commit, else its errors."""
+        reply = await worker.channel.request({"type": "prepare", "routes": snapshot.message()}, START_TIMEOUT)
+        if reply.get("type") == "prepared":
+            return []
+        log.error("worker %d refused version %d", worker.index, snapshot.version)
+        return [str(e) for e in reply.get("errors", [])] or [f"worker {worker.index}: {reply.get('detail')}"]
+
+    async def _commit(self, worker: WorkerHandle) -> bool:
+        reply = await worker.channel.request({"type": "commit", "version": self.snapshot.version}, START_TIMEOUT)
         if reply.get("type") == "loaded":
             worker.version = int(reply["version"])
             return True
-        log.error("worker %d refused version %d: %s", worker.index, self.snapshot.version, reply.get("errors"))
+        log.error("worker %d did not commit version %d: %s", worker.index, self.snapshot.version, reply)
         return False
+
+    async def _abort(self, worker: WorkerHandle, version: int) -> None:
+        """Drop (stop) what `worker` prepared of `version`; after its prepare finished, if still running."""
+        await worker.channel.request({"type": "abort", "version": version}, START_TIMEOUT)
 
     async def _watch(self) -> None:
         """--watch: reload when the file's mtime or size changes (polling: no extra dependency, any filesystem)."""
@@ -408,6 +430,13 @@ async def _discard(worker: WorkerHandle) -> None:
     await worker.process.wait()
     worker.ready = False
     worker.channel.close()
+
+
+def _errors(failure: list[str] | BaseException) -> list[str]:
+    """A worker's refusal as log lines: its errors, or why it gave no answer."""
+    if isinstance(failure, BaseException):
+        return [f"a worker did not answer the prepare ({type(failure).__name__})"]
+    return failure
 
 
 def _bind(what: str, where: Listen) -> socket.socket:
