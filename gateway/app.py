@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 from pathlib import Path
+from typing import Any
 
 from gateway.config.definitions import GatewayConfig
 from gateway.config.source import load_yaml
@@ -34,6 +35,8 @@ class Gateway:
         self.dispatcher = Dispatcher(self.forwarder)
         self.config: GatewayConfig | None = None
         self.server: DataServer | None = None
+        #: extra BuildContext fields for every build in this process (one set per worker: its filter services)
+        self.build_context: dict[str, Any] = {}
         #: tables swapped out whose components still have to stop (after their in-flight requests)
         self._retiring: dict[asyncio.Task[None], Lifecycle] = {}
 
@@ -55,17 +58,20 @@ class Gateway:
         return self._swap(config, self._build(config, self.version + 1 if version is None else version))
 
     def _build(self, config: GatewayConfig, version: int) -> RouteTable:
-        table = build(config, self.registry, self.settings, Runtime(self.dispatcher.terminal, version))
+        table = build(config, self.registry, self.settings, self._runtime(version))
         if table.lifecycle.components and self.server is not None:
             # Their start must run before the table serves, which only the async path can do.
             raise ConfigError([config.issue("", "filters with start/stop: load with `await Gateway.apply(...)`")])
         return table
 
+    def _runtime(self, version: int) -> Runtime:
+        return Runtime(self.dispatcher.terminal, version, self.build_context)
+
     async def prepare(self, config: GatewayConfig, version: int) -> RouteTable:
         """Phase one of a version change: build `config` and run every component's `start`; nothing swapped.
 
         Raises ConfigError for a build or a start that fails (what had started is stopped again)."""
-        table = build(config, self.registry, self.settings, Runtime(self.dispatcher.terminal, version))
+        table = build(config, self.registry, self.settings, self._runtime(version))
         try:
             await table.lifecycle.start()
         except Exception as exc:

@@ -78,12 +78,14 @@ class Worker:
         log.info("routes version %d prepared (built, filters started); serving it once every worker has", version)
         return {"type": "prepared", "version": version}
 
-    def commit(self, version: int) -> Message:
+    async def commit(self, version: int) -> Message:
         """Phase two: serve the prepared version (the old table's filters stop after its in-flight requests)."""
         entry = self.prepared.pop(version, None)
         if entry is None:
             return {"type": "error", "detail": f"version {version} was not prepared"}
         config = self.gateway.commit(*entry)
+        for stale in [v for v in self.prepared if v < version]:  # an abort that never arrived: stop them now
+            await self.prepared.pop(stale)[1].lifecycle.stop()
         METRICS.routes_loaded = len(config.routes)
         METRICS.table_version = self.gateway.version
         return {"type": "loaded", "version": self.gateway.version}
@@ -107,7 +109,7 @@ class Worker:
                 self._start_prepare(message)
                 continue
             if kind == "commit":
-                reply = self.commit(int(message["version"]))
+                reply = await self.commit(int(message["version"]))
             elif kind == "abort":
                 reply = await self.abort(int(message["version"]))
             elif kind == "metrics":
@@ -172,7 +174,7 @@ async def main(listen_fd: int, control_fd: int, level: str) -> int:
     if prepared["type"] != "prepared":
         await send(writer, {**prepared, "id": start.get("id")})
         return 1
-    worker.commit(version)
+    await worker.commit(version)
     await gateway.start(sock=socket.socket(fileno=listen_fd))
     # Long-lived objects (registry, routes) are not garbage; freezing them keeps collections cheap on the hot path.
     gc.collect()
