@@ -30,14 +30,14 @@ from typing import Any
 from aiohttp import web
 
 from gateway.admin import admin_app
-from gateway.config.definitions import GatewayConfig, checksum
 from gateway.config.redact import redacted_routes
-from gateway.control import Channel, Message
+from gateway.config.snapshot import Snapshot
+from gateway.config.snapshot import compile_snapshot as compile_snapshot  # re-exported: the CLI and tests use it
+from gateway.control import Channel
 from gateway.errors import ConfigError
 from gateway.launch import EarlySignals
 from gateway.metrics import render
 from gateway.registry import Registry, load_registry
-from gateway.routing.compiler import load_routes_file
 from gateway.settings import Listen, Settings
 
 log = logging.getLogger("sluicegate.supervisor")
@@ -49,26 +49,6 @@ class StartError(Exception):
     """Start-up cannot complete (a listener cannot be bound, a worker does not start); the message is one line."""
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """One validated version of the routes file, as every worker receives it: plain data, never file text."""
-
-    version: int
-    source: str
-    config: GatewayConfig
-    #: `config.to_data()` and the sha256 of its canonical JSON, computed once per version
-    data: dict[str, Any] = field(default_factory=dict)
-    checksum: str = ""
-
-    @classmethod
-    def of(cls, config: GatewayConfig, version: int) -> Snapshot:
-        data = config.to_data()
-        return cls(version, config.source, config, data, checksum(data))
-
-    def message(self) -> Message:
-        return {"version": self.version, "checksum": self.checksum, "config": self.data}
-
-
 @dataclass
 class WorkerHandle:
     index: int
@@ -77,17 +57,6 @@ class WorkerHandle:
     ready: bool = False
     version: int = 0
     restarts: int = 0
-
-
-def compile_snapshot(path: Path, registry: Registry, settings: Settings, version: int) -> Snapshot:
-    """Read and validate `path` (no build: nothing created). Raises ConfigError naming the file, YAML path and
-    reason of every problem."""
-    config = load_routes_file(path, registry, settings)
-    for note in config.notes:  # here, once per load, not in every worker
-        log.info("%s: %s", path, note)
-    for warning in config.warnings:
-        log.warning("%s", warning)
-    return Snapshot.of(config, version)
 
 
 @dataclass

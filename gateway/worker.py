@@ -91,9 +91,11 @@ class Worker:
         return {"type": "loaded", "version": self.gateway.version}
 
     async def abort(self, version: int) -> Message:
-        """Drop a prepared version (after its prepare, if that still runs): stop what it started."""
+        """Drop a prepared version: stop what it started. A prepare still running (a `start` that hangs past the
+        supervisor's timeout) is cancelled, which stops what it had started."""
         task = self._preparing.get(version)
         if task is not None:
+            task.cancel()
             await asyncio.wait([task])
         entry = self.prepared.pop(version, None)
         if entry is not None:
