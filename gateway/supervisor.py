@@ -72,6 +72,7 @@ class Supervisor:
     draining: bool = False
     reloads: dict[str, int] = field(default_factory=lambda: {"success": 0, "failure": 0})
     _failed_starts: dict[int, int] = field(default_factory=dict)  # per worker slot: start attempts that failed
+    _preparing: bool = False  # a valid version is being prepared in the workers (not ready: it is about to change)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -113,10 +114,11 @@ class Supervisor:
 
     def ready(self) -> bool:
         """Readiness: no drain started, every worker started, and each serving the current routes version (false
-        while a worker starts or restarts, and while one has not taken the version a reload hands out)."""
+        while a worker starts or restarts, and from the hand-out of a valid version until each has taken it)."""
         version = self.snapshot.version
         return (
             not self.draining
+            and not self._preparing
             and len(self.workers) == self.settings.workers
             and all(w.ready and w.version == version for w in self.workers)
         )
@@ -282,7 +284,11 @@ class Supervisor:
             # Two phases, so a version serves in every worker or in none: each live worker builds it and starts its
             # filters (prepare), and only when every one of them could is it swapped in (commit); else abort.
             live = [w for w in self.workers if w.process.returncode is None]
-            replies = await asyncio.gather(*(self._prepare(w, snapshot) for w in live), return_exceptions=True)
+            self._preparing = True
+            try:
+                replies = await asyncio.gather(*(self._prepare(w, snapshot) for w in live), return_exceptions=True)
+            finally:
+                self._preparing = False
             prepared = [w for w, r in zip(live, replies, strict=True) if r == []]
             failed = [r for r in replies if r != [] and not isinstance(r, ConnectionError)]  # a worker that died
             if failed:  # is replaced on the current snapshot, so it does not stop the others from committing

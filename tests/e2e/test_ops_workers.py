@@ -225,8 +225,8 @@ async def test_no_worker_serves_a_version_before_every_worker_has_prepared_it(
     tmp_path: Path, start_upstream: StartUpstream
 ) -> None:
     """The hand-out is two-phase: while one worker cannot answer (stopped), the other has built version 2 but
-    keeps serving version 1, and readiness holds (every worker serves the current version); once the stopped
-    worker prepares it too, both swap, and the reload is counted once."""
+    keeps serving version 1, and readiness is false (a new version is being handed out); once the stopped worker
+    prepares it too, both swap, and the reload is counted once."""
     url = await start_hello(start_upstream)
     async with run_gateway(tmp_path, hello_routes(url, "v1"), "--workers", "2") as gw:
         workers = (await gw.routes())["workers"]
@@ -247,7 +247,7 @@ async def test_no_worker_serves_a_version_before_every_worker_has_prepared_it(
         metrics = await gw.metrics()
     assert view["version"] == 1 and [w["version"] for w in view["workers"]] == [1, 1]
     assert served_meanwhile == "v1"
-    assert status_meanwhile == 200
+    assert status_meanwhile == 503, "ready while a new version is being handed out"
     assert [w["pid"] for w in after["workers"]] == [fast, slow]
     assert served == {0: "v2", 1: "v2"}
     assert metrics.value("gateway_reloads_total", result="success") == 1
