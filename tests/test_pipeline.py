@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from gateway.config.definitions import GatewayConfig, canonical_json, checksum
+from gateway.config.snapshot import Snapshot, compile_snapshot
 from gateway.config.source import load_yaml
 from gateway.errors import ConfigError
 from gateway.exchange import Exchange, Response
@@ -20,7 +21,7 @@ from gateway.routing.builder import Runtime, build
 from gateway.routing.compiler import validate
 from gateway.routing.lifecycle import Lifecycle
 from gateway.settings import Settings
-from gateway.supervisor import compile_snapshot
+from gateway.worker import received_config
 from tests.plugins import write_distribution
 
 #: Routes with every kind of part a worker needs: Retry (its budget), CircuitBreaker (breakers), a pool, globalcors,
@@ -176,3 +177,21 @@ async def test_a_failing_start_stops_what_had_started_and_only_that() -> None:
     assert journal == ["start a", "start b", "stop b", "stop a"]
     await lifecycle.stop()  # once only
     assert len(journal) == 4 and len(lifecycle.components) == 3
+
+
+def test_validate_takes_plain_data_too() -> None:
+    """What the admin API will send: a mapping, not YAML text; errors name the source given and the path."""
+    data = {"routes": [{"id": "a", "uri": "http://127.0.0.1:9", "filters": ["StripPrefix=x"]}]}
+    with pytest.raises(ConfigError) as caught:
+        validate(data, load_registry(), Settings(), "admin API")
+    assert [(i.source, i.path) for i in caught.value.issues] == [("admin API", "routes[0].filters[0].args.parts")]
+    data["routes"][0]["filters"] = ["StripPrefix=1"]
+    assert validate(data, load_registry(), Settings(), "admin API").routes[0].filters[0].args == {"parts": "1"}
+
+
+def test_a_worker_refuses_a_config_that_does_not_match_its_checksum() -> None:
+    message = Snapshot.of(_validated(), 2).message()
+    assert received_config(message) == _validated()
+    message["config"]["routes"][0]["uri"] = "http://evil.example"
+    with pytest.raises(ConfigError, match="does not match its checksum"):
+        received_config(message)
