@@ -1,9 +1,11 @@
 """The `sluicegate run` process: owns the listening socket, the workers, reloads, drain and the admin listener.
 
 Workers are fresh interpreters (`python -m gateway.worker`) that inherit the data socket and a control channel.
-The supervisor validates a routes file once and hands every worker the same versioned snapshot; a worker that
-dies is restarted with the current snapshot. On SIGTERM readiness turns false at once, and after the drain delay
-every worker stops accepting and finishes what it has read (bounded by the drain timeout), then everything exits 0.
+The supervisor validates a routes file once (no build: validation has no side effects) and hands every worker the
+same versioned snapshot as plain data with a checksum; workers build it, start its filters, and swap it in only
+when every worker could (prepare, then commit). A worker that dies is restarted with the current snapshot.
+On SIGTERM readiness turns false at once, and after the drain delay every worker stops accepting and finishes what
+it has read (bounded by the drain timeout), then everything exits 0.
 
 Start-up binds every listener first (data, admin, demo backend), so a busy port fails before any worker starts.
 Signal handlers come before that: a SIGTERM during start-up drains once the starting worker is up, a SIGHUP
@@ -28,16 +30,14 @@ from typing import Any
 from aiohttp import web
 
 from gateway.admin import admin_app
-from gateway.config.definitions import GatewayConfig
 from gateway.config.redact import redacted_routes
-from gateway.config.source import load_yaml
-from gateway.control import Channel, Message
+from gateway.config.snapshot import Snapshot
+from gateway.config.snapshot import compile_snapshot as compile_snapshot  # re-exported: the CLI and tests use it
+from gateway.control import Channel
 from gateway.errors import ConfigError
-from gateway.exchange import Exchange, Response
 from gateway.launch import EarlySignals
 from gateway.metrics import render
 from gateway.registry import Registry, load_registry
-from gateway.routing.compiler import compile_config
 from gateway.settings import Listen, Settings
 
 log = logging.getLogger("sluicegate.supervisor")
@@ -49,19 +49,6 @@ class StartError(Exception):
     """Start-up cannot complete (a listener cannot be bound, a worker does not start); the message is one line."""
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """One validated version of the routes file, as every worker receives it."""
-
-    version: int
-    text: str
-    source: str
-    config: GatewayConfig
-
-    def message(self) -> Message:
-        return {"version": self.version, "text": self.text, "source": self.source}
-
-
 @dataclass
 class WorkerHandle:
     index: int
@@ -70,29 +57,6 @@ class WorkerHandle:
     ready: bool = False
     version: int = 0
     restarts: int = 0
-
-
-async def _no_terminal(exchange: Exchange) -> Response:  # compile needs a terminal; the supervisor never serves
-    return Response(500)
-
-
-def compile_snapshot(path: Path, registry: Registry, settings: Settings, version: int) -> Snapshot:
-    """Read and validate `path`. Raises ConfigError naming the file, YAML path and reason of every problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        from gateway.errors import ConfigIssue
-
-        raise ConfigError([ConfigIssue(str(path), "", f"cannot read: {exc.strerror or exc}")]) from exc
-    doc, issues = load_yaml(text, str(path))
-    if issues:
-        raise ConfigError(issues)
-    config, _ = compile_config(doc, registry, settings, _no_terminal, version)
-    for note in config.notes:  # here, once per load, not in every worker
-        log.info("%s: %s", path, note)
-    for warning in config.warnings:
-        log.warning("%s", warning)
-    return Snapshot(version, text, str(path), config)
 
 
 @dataclass
@@ -108,6 +72,7 @@ class Supervisor:
     draining: bool = False
     reloads: dict[str, int] = field(default_factory=lambda: {"success": 0, "failure": 0})
     _failed_starts: dict[int, int] = field(default_factory=dict)  # per worker slot: start attempts that failed
+    _preparing: bool = False  # a valid version is being prepared in the workers (not ready: it is about to change)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -149,10 +114,11 @@ class Supervisor:
 
     def ready(self) -> bool:
         """Readiness: no drain started, every worker started, and each serving the current routes version (false
-        while a worker starts or restarts, and while one has not taken the version a reload hands out)."""
+        while a worker starts or restarts, and from the hand-out of a valid version until each has taken it)."""
         version = self.snapshot.version
         return (
             not self.draining
+            and not self._preparing
             and len(self.workers) == self.settings.workers
             and all(w.ready and w.version == version for w in self.workers)
         )
@@ -300,6 +266,10 @@ class Supervisor:
     async def reload(self) -> bool:
         """Validate the routes file again and hand every worker the new version; on error keep the old one.
 
+        The hand-out has two phases: every live worker builds the version and starts its filters (prepare); if one
+        refuses (a plugin's build or start failed) or does not answer, every worker drops it (abort) and the old
+        version keeps serving everywhere; else every worker swaps it in (commit).
+
         True (counted as a success) only when every worker slot serves the new version: each live worker confirmed
         it, and each worker that was dead or died during the hand-out was replaced by one that started on it (a
         replacement starts on the current snapshot; the wait covers its first attempt, at most RESTART_BACKOFF +
@@ -310,17 +280,26 @@ class Supervisor:
             try:
                 snapshot = compile_snapshot(self.path, self.registry, self.settings, self.snapshot.version + 1)
             except ConfigError as exc:
-                self.reloads["failure"] += 1
-                for issue in exc.issues:
-                    log.error("reload refused, keeping version %d: %s", self.snapshot.version, issue)
-                return False
-            self.snapshot = snapshot
+                return self._refused([str(issue) for issue in exc.issues])
+            # Two phases, so a version serves in every worker or in none: each live worker builds it and starts its
+            # filters (prepare), and only when every one of them could is it swapped in (commit); else abort.
             live = [w for w in self.workers if w.process.returncode is None]
-            replies = await asyncio.gather(*(self._load(w) for w in live), return_exceptions=True)
-            confirmed = {w.index for w, r in zip(live, replies, strict=True) if r is True}
-            # Refused, or no answer in time: the worker lives on the old version.
-            unanswered = {w.index for w, r in zip(live, replies, strict=True) if r is not True}
-            unanswered -= {w.index for w, r in zip(live, replies, strict=True) if isinstance(r, ConnectionError)}
+            self._preparing = True
+            try:
+                replies = await asyncio.gather(*(self._prepare(w, snapshot) for w in live), return_exceptions=True)
+            finally:
+                self._preparing = False
+            prepared = [w for w, r in zip(live, replies, strict=True) if r == []]
+            failed = [r for r in replies if r != [] and not isinstance(r, ConnectionError)]  # a worker that died
+            if failed:  # is replaced on the current snapshot, so it does not stop the others from committing
+                await asyncio.gather(*(self._abort(w, snapshot.version) for w in live), return_exceptions=True)
+                return self._refused(_errors(failed[0]))
+            self.snapshot = snapshot
+            commits = await asyncio.gather(*(self._commit(w) for w in prepared), return_exceptions=True)
+            confirmed = {w.index for w, r in zip(prepared, commits, strict=True) if r is True}
+            # No answer in time: the worker lives on the old version.
+            unanswered = {w.index for w, r in zip(prepared, commits, strict=True) if r is not True}
+            unanswered -= {w.index for w, r in zip(prepared, commits, strict=True) if isinstance(r, ConnectionError)}
             # Dead before the hand-out, or died during it (its channel broke): a replacement has to start on it.
             restarting = [w.index for w in self.workers if w.index not in confirmed | unanswered]
             failures_before = dict(self._failed_starts)
@@ -357,13 +336,31 @@ class Supervisor:
                 await self._started.wait_for(lambda: all(serving(i) or failed(i) for i in indices))
         return sum(1 for i in indices if not serving(i))
 
-    async def _load(self, worker: WorkerHandle) -> bool:
-        reply = await worker.channel.request({"type": "load", "routes": self.snapshot.message()}, START_TIMEOUT)
+    def _refused(self, errors: list[str]) -> bool:
+        self.reloads["failure"] += 1
+        for error in errors:
+            log.error("reload refused, keeping version %d: %s", self.snapshot.version, error)
+        return False
+
+    async def _prepare(self, worker: WorkerHandle, snapshot: Snapshot) -> list[str]:
+        """Ask `worker` to build and start `snapshot`: [] when it is ready to commit, else its errors."""
+        reply = await worker.channel.request({"type": "prepare", "routes": snapshot.message()}, START_TIMEOUT)
+        if reply.get("type") == "prepared":
+            return []
+        log.error("worker %d refused version %d", worker.index, snapshot.version)
+        return [str(e) for e in reply.get("errors", [])] or [f"worker {worker.index}: {reply.get('detail')}"]
+
+    async def _commit(self, worker: WorkerHandle) -> bool:
+        reply = await worker.channel.request({"type": "commit", "version": self.snapshot.version}, START_TIMEOUT)
         if reply.get("type") == "loaded":
             worker.version = int(reply["version"])
             return True
-        log.error("worker %d refused version %d: %s", worker.index, self.snapshot.version, reply.get("errors"))
+        log.error("worker %d did not commit version %d: %s", worker.index, self.snapshot.version, reply)
         return False
+
+    async def _abort(self, worker: WorkerHandle, version: int) -> None:
+        """Drop (stop) what `worker` prepared of `version`; after its prepare finished, if still running."""
+        await worker.channel.request({"type": "abort", "version": version}, START_TIMEOUT)
 
     async def _watch(self) -> None:
         """--watch: reload when the file's mtime or size changes (polling: no extra dependency, any filesystem)."""
@@ -408,6 +405,13 @@ async def _discard(worker: WorkerHandle) -> None:
     await worker.process.wait()
     worker.ready = False
     worker.channel.close()
+
+
+def _errors(failure: list[str] | BaseException) -> list[str]:
+    """A worker's refusal as log lines: its errors, or why it gave no answer."""
+    if isinstance(failure, BaseException):
+        return [f"a worker did not answer the prepare ({type(failure).__name__})"]
+    return failure
 
 
 def _bind(what: str, where: Listen) -> socket.socket:

@@ -1,9 +1,11 @@
 """A worker process: serves the data port on the listening socket the supervisor hands it.
 
 Started by the supervisor as `python -m gateway.worker --listen-fd N --control-fd M`; everything else (settings,
-the routes snapshot) arrives on the control channel. Reloads swap the table; `drain` ends the process after
-in-flight requests finish. The supervisor alone acts on signals: a worker ignores SIGHUP, SIGINT and SIGTERM, which
-reach it too when they are sent to the process group (a terminal hang-up or Ctrl-C, `kill -HUP -PGID`).
+the routes snapshot, as validated data with a checksum: never file text) arrives on the control channel. A reload
+is prepared (built, its filters started) then committed (swapped) or aborted, as the supervisor says; `drain`
+ends the process after in-flight requests finish. The supervisor alone acts on signals: a worker ignores SIGHUP,
+SIGINT and SIGTERM, which reach it too when they are sent to the process group (a terminal hang-up or Ctrl-C,
+`kill -HUP -PGID`).
 """
 
 # ruff: noqa: E402 -- the signals are ignored before the imports below, which take a good fraction of a second
@@ -33,10 +35,12 @@ import sys
 from typing import Any
 
 from gateway.app import Gateway
+from gateway.config.definitions import GatewayConfig, checksum
 from gateway.control import Message, receive, send
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, ConfigIssue
 from gateway.metrics import METRICS
 from gateway.observability import ACCESS_LOG
+from gateway.routing.table import RouteTable
 from gateway.settings import Settings
 
 GC_GEN0_THRESHOLD = 20_000
@@ -44,27 +48,72 @@ GC_GEN0_THRESHOLD = 20_000
 log = logging.getLogger("sluicegate.worker")
 
 
+def received_config(routes: Message) -> GatewayConfig:
+    """The config of a snapshot message, checked against its checksum. Raises ConfigError."""
+    data = routes.get("config")
+    if not isinstance(data, dict) or checksum(data) != routes.get("checksum"):
+        raise ConfigError([ConfigIssue("<supervisor>", "", "routes snapshot does not match its checksum")])
+    try:
+        return GatewayConfig.from_data(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError([ConfigIssue("<supervisor>", "", f"malformed routes snapshot: {exc!r}")]) from exc
+
+
 class Worker:
     def __init__(self, gateway: Gateway, writer: asyncio.StreamWriter) -> None:
         self.gateway, self.writer = gateway, writer
+        #: versions built and started, waiting for the supervisor's commit or abort
+        self.prepared: dict[int, tuple[GatewayConfig, RouteTable]] = {}
+        self._preparing: dict[int, asyncio.Task[Message]] = {}
 
-    def load(self, routes: Message) -> Message:
-        """Compile and swap a routes snapshot; the old table stays on error."""
+    async def prepare(self, routes: Message) -> Message:
+        """Phase one: build the snapshot and start its filters, without serving it; errors as `load_failed`."""
+        version = int(routes["version"])
         try:
-            config = self.gateway.load_text(routes["text"], routes["source"], routes["version"])
+            config = received_config(routes)
+            self.prepared[version] = (config, await self.gateway.prepare(config, version))
         except ConfigError as exc:
-            log.error("routes version %s refused: %s", routes["version"], exc)
-            return {"type": "load_failed", "version": routes["version"], "errors": [str(i) for i in exc.issues]}
+            log.error("routes version %s refused: %s", version, exc)
+            return {"type": "load_failed", "version": version, "errors": [str(i) for i in exc.issues]}
+        log.info("routes version %d prepared (built, filters started); serving it once every worker has", version)
+        return {"type": "prepared", "version": version}
+
+    async def commit(self, version: int) -> Message:
+        """Phase two: serve the prepared version (the old table's filters stop after its in-flight requests)."""
+        entry = self.prepared.pop(version, None)
+        if entry is None:
+            return {"type": "error", "detail": f"version {version} was not prepared"}
+        config = self.gateway.commit(*entry)
+        for stale in [v for v in self.prepared if v < version]:  # an abort that never arrived: stop them now
+            await self.prepared.pop(stale)[1].lifecycle.stop()
         METRICS.routes_loaded = len(config.routes)
         METRICS.table_version = self.gateway.version
         return {"type": "loaded", "version": self.gateway.version}
 
+    async def abort(self, version: int) -> Message:
+        """Drop a prepared version: stop what it started. A prepare still running (a `start` that hangs past the
+        supervisor's timeout) is cancelled, which stops what it had started."""
+        task = self._preparing.get(version)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+        entry = self.prepared.pop(version, None)
+        if entry is not None:
+            await entry[1].lifecycle.stop()
+        return {"type": "aborted", "version": version}
+
     async def serve_control(self, reader: asyncio.StreamReader) -> None:
-        """Answer the supervisor until it asks for a drain or goes away."""
+        """Answer the supervisor until it asks for a drain or goes away. A prepare runs as a task (a filter's
+        start may take a while), so metrics scrapes are answered meanwhile."""
         while (message := await receive(reader)) is not None:
             kind = message.get("type")
-            if kind == "load":
-                reply = self.load(message["routes"])
+            if kind == "prepare":
+                self._start_prepare(message)
+                continue
+            if kind == "commit":
+                reply = await self.commit(int(message["version"]))
+            elif kind == "abort":
+                reply = await self.abort(int(message["version"]))
             elif kind == "metrics":
                 data = {**METRICS.snapshot(), "access_log_dropped": ACCESS_LOG.dropped}
                 reply = {"type": "metrics", "data": data, "version": self.gateway.version}
@@ -78,12 +127,27 @@ class Worker:
         log.warning("supervisor gone; draining")
         await self.drain(self.gateway.settings.drain.timeout)
 
+    def _start_prepare(self, message: Message) -> None:
+        version = int(message["routes"]["version"])
+
+        async def run() -> Message:
+            reply = await self.prepare(message["routes"])
+            await send(self.writer, {**reply, "id": message.get("id")})
+            return reply
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._preparing[version] = task
+        task.add_done_callback(lambda _: self._preparing.pop(version, None))
+
     async def drain(self, timeout: float) -> None:
         server = self.gateway.server
         clean = await server.drain(timeout) if server is not None else True
         if not clean:
             log.warning("drain timeout: connections still open were closed")
         await self.gateway.forwarder.close()
+        for _, table in self.prepared.values():
+            await table.lifecycle.stop()
+        await self.gateway.stop_components()
         ACCESS_LOG.flush()
 
 
@@ -107,10 +171,12 @@ async def main(listen_fd: int, control_fd: int, level: str) -> int:
     _configure(settings, level)
     gateway = Gateway(settings)
     worker = Worker(gateway, writer)
-    loaded = worker.load(start["routes"])
-    if loaded["type"] != "loaded":
-        await send(writer, {**loaded, "id": start.get("id")})
+    version = int(start["routes"]["version"])
+    prepared = await worker.prepare(start["routes"])
+    if prepared["type"] != "prepared":
+        await send(writer, {**prepared, "id": start.get("id")})
         return 1
+    await worker.commit(version)
     await gateway.start(sock=socket.socket(fileno=listen_fd))
     # Long-lived objects (registry, routes) are not garbage; freezing them keeps collections cheap on the hot path.
     gc.collect()

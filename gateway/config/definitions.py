@@ -1,17 +1,21 @@
 """Route definitions: frozen, validated data in SCG's route model, serialisable back unchanged.
 
-A definition says what a route is; `gateway.routing` compiles it into something that runs.
+A definition says what a route is; `gateway.routing` builds it into something that runs. `GatewayConfig` is what
+validation produces and what the supervisor hands its workers, as plain JSON-able data (`to_data`/`from_data`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.cors import GlobalCors
 from gateway.errors import ConfigIssue
 from gateway.lb.config import PoolConfig
 
@@ -33,6 +37,14 @@ class ComponentDef:
             return f"{self.name}={self.shortcut}" if self.shortcut else self.name
         return {"name": self.name, "args": dict(self.args)}
 
+    def to_wire(self) -> dict[str, Any]:
+        """Everything it holds, for `GatewayConfig.to_data` (the shortcut text and the args it was mapped to)."""
+        return {"name": self.name, "args": dict(self.args), "shortcut": self.shortcut}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> ComponentDef:
+        return cls(data["name"], dict(data["args"]), data["shortcut"])
+
 
 @dataclass(frozen=True, slots=True)
 class RouteDefinition:
@@ -52,6 +64,24 @@ class RouteDefinition:
             "filters": [f.to_data() for f in self.filters],
             "metadata": dict(self.metadata),
         }
+
+    def to_wire(self) -> dict[str, Any]:
+        return {**self.to_data(), "predicates": _wire(self.predicates), "filters": _wire(self.filters)}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> RouteDefinition:
+        return cls(
+            data["id"],
+            data["uri"],
+            tuple(ComponentDef.from_wire(p) for p in data["predicates"]),
+            tuple(ComponentDef.from_wire(f) for f in data["filters"]),
+            data["order"],
+            dict(data["metadata"]),
+        )
+
+
+def _wire(components: tuple[ComponentDef, ...]) -> list[dict[str, Any]]:
+    return [c.to_wire() for c in components]
 
 
 class DemoUpstream(BaseModel):
@@ -83,7 +113,11 @@ def _is_ip(text: str) -> bool:
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    """Everything one routes file defines."""
+    """Everything one routes file defines, validated: what a worker builds its route table from.
+
+    Plain data, nothing built: validating it touched no runtime state. `to_data()` is JSON-able and
+    `from_data(to_data())` gives an equal config (the supervisor sends it to workers with its `checksum`).
+    """
 
     source: str
     routes: tuple[RouteDefinition, ...]
@@ -97,3 +131,78 @@ class GatewayConfig:
     warnings: tuple[ConfigIssue, ...] = ()
     #: how the file was read (which `---` documents), for `sluicegate validate` and the log
     notes: tuple[str, ...] = ()
+    #: `upstreams:` as written (plain data): what `to_data` carries, validated again into `upstreams` by `from_data`
+    upstreams_written: Mapping[str, Any] = field(default_factory=dict)
+    #: `globalcors:` as validated (None when the file has none)
+    globalcors: GlobalCors | None = None
+    #: YAML path of each route in `routes` (its index in the file, under the Spring block for an application.yml)
+    route_paths: tuple[str, ...] = ()
+    #: YAML path of `default-filters`
+    defaults_path: str = "default-filters"
+    #: line of each route, predicate and filter entry, by YAML path: build errors in a worker say where
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+    def issue(self, path: str, message: str) -> ConfigIssue:
+        """A problem found after validation (a plugin's build or start failing), at `path` of this config."""
+        return ConfigIssue(self.source, path, message, self.lines.get(path))
+
+    def path_of(self, index: int) -> str:
+        """The YAML path of `routes[index]` (its place in the file)."""
+        return self.route_paths[index] if index < len(self.route_paths) else f"routes[{index}]"
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain JSON-able data holding everything (ComponentDefs with their args and shortcut text)."""
+        return {
+            "source": self.source,
+            "routes": [r.to_wire() for r in self.routes],
+            "default_filters": _wire(self.default_filters),
+            "demo_upstream": None if self.demo_upstream is None else self.demo_upstream.model_dump(mode="json"),
+            "env_values": sorted(self.env_values),
+            "upstreams": dict(self.upstreams_written),
+            "warnings": [_issue_data(i) for i in self.warnings],
+            "notes": list(self.notes),
+            "globalcors": None if self.globalcors is None else self.globalcors.model_dump(mode="json"),
+            "route_paths": list(self.route_paths),
+            "defaults_path": self.defaults_path,
+            "lines": dict(self.lines),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> GatewayConfig:
+        """The config `to_data` produced. Raises ValueError (pydantic's ValidationError) or KeyError on other data."""
+        demo, cors = data["demo_upstream"], data["globalcors"]
+        return cls(
+            source=data["source"],
+            routes=tuple(RouteDefinition.from_wire(r) for r in data["routes"]),
+            default_filters=tuple(ComponentDef.from_wire(f) for f in data["default_filters"]),
+            demo_upstream=None if demo is None else DemoUpstream.model_validate(demo),
+            env_values=frozenset(data["env_values"]),
+            upstreams={n: PoolConfig.model_validate(p) for n, p in data["upstreams"].items()},
+            upstreams_written=dict(data["upstreams"]),
+            warnings=tuple(ConfigIssue(**i) for i in data["warnings"]),
+            notes=tuple(data["notes"]),
+            globalcors=None if cors is None else GlobalCors.model_validate(cors),
+            route_paths=tuple(data["route_paths"]),
+            defaults_path=data["defaults_path"],
+            lines=dict(data["lines"]),
+        )
+
+
+def canonical_json(data: Any) -> bytes:
+    """The one serialisation the checksum is taken of: sorted keys, no whitespace."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def checksum(data: Any) -> str:
+    """sha256 of `canonical_json(data)`, hex: a worker checks the config it received is the one validated."""
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def _issue_data(issue: ConfigIssue) -> dict[str, Any]:
+    return {
+        "source": issue.source,
+        "path": issue.path,
+        "message": issue.message,
+        "line": issue.line,
+        "column": issue.column,
+    }

@@ -1,31 +1,30 @@
-"""routes.yaml data → validated definitions → a RouteTable; all or nothing, every problem with its location."""
+"""routes.yaml data → a validated GatewayConfig (`validate`): every problem with its location, no side effects.
+
+The pipeline is parse (gateway.config.source) → validate (here) → build (gateway.routing.builder, in workers).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gateway.config.components import Spec, origin_note, parse_component, validate_model
+from gateway.config.components import Spec, parse_component, validate_model
 from gateway.config.definitions import ComponentDef, DemoUpstream, GatewayConfig, RouteDefinition
 from gateway.config.source import Document, join, load_yaml
 from gateway.config.spring import TOP_LEVEL, gateway_block, unknown_key
-from gateway.cors import CorsPolicy, CorsTable, GlobalCors
+from gateway.cors import GlobalCors
 from gateway.errors import ConfigError, ConfigIssue
-from gateway.exchange import Filter, MatchHints, Next, Predicate, UpstreamRef
+from gateway.exchange import Next, UpstreamRef
 from gateway.lb.config import parse_upstreams
 from gateway.registry import Registry
-from gateway.routing.chain import compose
-from gateway.routing.pathpattern import compile_path_pattern
-from gateway.routing.route import Route, RouteOptions, UpstreamTimeouts, parse_route_uri
+from gateway.routing.builder import Runtime, build
+from gateway.routing.route import RouteOptions, parse_route_uri
 from gateway.routing.scg_rules import generated_id, parse_route_text, route_enabled
 from gateway.routing.table import RouteTable
-from gateway.routing.weights import WeightGroups
 from gateway.settings import Settings
-from gateway.spec import BuildContext
 
 ROUTE_KEYS = ("id", "uri", "predicates", "filters", "order", "metadata", "enabled")
 #: a Spring property placeholder (`${test.uri}`, `${HOST:localhost}`); our `${env:NAME}` is substituted before this
@@ -35,7 +34,7 @@ Components = list[tuple[ComponentDef, Any]]
 
 @dataclass
 class _Entry:
-    """A route whose definition validated; building it may still fail (a plugin's build function)."""
+    """A route whose definition validated; building it (in a worker) may still fail (a plugin's build function)."""
 
     definition: RouteDefinition
     predicates: Components
@@ -46,10 +45,9 @@ class _Entry:
 
 
 class _Compiler:
-    def __init__(self, doc: Document, registry: Registry, settings: Settings, terminal: Next) -> None:
-        self.doc, self.registry, self.settings, self.terminal = doc, registry, settings, terminal
+    def __init__(self, doc: Document, registry: Registry, settings: Settings) -> None:
+        self.doc, self.registry, self.settings = doc, registry, settings
         self.issues: list[ConfigIssue] = []
-        self.weights = WeightGroups()
         self.base = ""  # "spring.cloud.gateway" when the file is a Spring application.yml
         self.pool_names: set[str] = set()  # every name under upstreams:, valid or not (no second error for a route)
 
@@ -160,79 +158,17 @@ class _Compiler:
             ok = False
         return ok
 
-    # -- building ---------------------------------------------------------------------------------------------
-    def build(self, spec: Spec, make: Callable[[], Any], where: str) -> Any:
-        """Run a spec's build function; any exception is a config error at `where` naming the plugin."""
-        try:
-            return make()
-        except (ValueError, TypeError) as exc:
-            self.fail(where, f"{exc}{origin_note(spec, self.registry.origins)}")
-        except Exception as exc:  # a plugin's bug must not crash the load without its location
-            dist = self.registry.origins.get(spec.name, "?")
-            self.fail(where, f"{spec.name} from distribution {dist!r} failed to build: {type(exc).__name__}: {exc}")
-        return None
 
-    def route(self, position: int, entry: _Entry, defaults: Components) -> Route | None:
-        definition = entry.definition
-        path = join(self.key("routes"), position)
-        ctx = BuildContext(definition.id, definition.metadata, self.settings, definition.uri, self.weights)
-        predicates: list[Predicate] = []
-        hints = MatchHints()
-        for i, (pdef, config) in enumerate(entry.predicates):
-            spec = self.registry.predicates[pdef.name]
-            built = self.build(spec, partial(spec.build, config, ctx), join(join(path, "predicates"), i))
-            if built is not None:
-                predicates.append(built)
-                _merge_hints(hints, spec.hints(config) if spec.hints else None)
-        chain = self.chain(ctx, path, defaults, entry.filters)
-        if chain is None or len(predicates) != len(entry.predicates):
-            return None
-        return Route(
-            definition.id,
-            definition.order,
-            position,
-            definition,
-            tuple(predicates),
-            chain,
-            entry.target,
-            entry.options,
-            hints,
-            definition.metadata,
-            UpstreamTimeouts.of(self.settings.timeouts, entry.options),
-            entry.options.allowed_flags(),
-            CorsPolicy(entry.options.cors) if entry.options.cors is not None else None,
-        )
+def validate(
+    source: Document | Mapping[str, Any], registry: Registry, settings: Settings, name: str = "<config>"
+) -> GatewayConfig:
+    """Validate a parsed config (a Document from `load_yaml`, or plain data named `name`) into a GatewayConfig.
 
-    def chain(self, ctx: BuildContext, path: str, defaults: Components, own: Components) -> Next | None:
-        """Default filters first, then the route's own; stable-sorted by band, so YAML order holds within a band."""
-        entries = [(d, cfg, join(self.key("default-filters"), i)) for i, (d, cfg) in enumerate(defaults)]
-        entries += [(d, cfg, join(join(path, "filters"), i)) for i, (d, cfg) in enumerate(own)]
-        built: list[tuple[int, Filter]] = []
-        for fdef, config, where in entries:
-            spec = self.registry.filters[fdef.name]
-            instance = self.build(spec, partial(spec.build, config, ctx), where)
-            if instance is None:
-                return None
-            built.append((spec.band, instance))
-        built.sort(key=lambda pair: pair[0])
-        return compose([f for _, f in built], self.terminal)
-
-
-def _merge_hints(into: MatchHints, new: MatchHints | None) -> None:
-    # Predicates are ANDed, so any one predicate's constraint is a valid index key; keep the first of each.
-    if new is None:
-        return
-    if into.path_prefixes is None and new.path_prefixes is not None:
-        into.path_prefixes = new.path_prefixes
-    if into.hosts is None and new.hosts is not None:
-        into.hosts = new.hosts
-
-
-def compile_config(
-    doc: Document, registry: Registry, settings: Settings, terminal: Next, version: int = 0
-) -> tuple[GatewayConfig, RouteTable]:
-    """Validate and build every route of `doc`. Raises ConfigError listing every problem; nothing half-built."""
-    c = _Compiler(doc, registry, settings, terminal)
+    Raises ConfigError listing every problem with its location. Side-effect free: no spec's build function runs,
+    so no breaker, budget, task, socket or global is touched; `gateway.routing.builder.build` does that, in workers.
+    """
+    doc = source if isinstance(source, Document) else Document(name, dict(source))
+    c = _Compiler(doc, registry, settings)
     data, c.base = gateway_block(doc, doc.data if doc.data is not None else {}, c.fail)
     for key in set(data) - set(TOP_LEVEL):
         if not c.base and str(key).startswith("x-"):
@@ -252,26 +188,48 @@ def compile_config(
     seen: set[str] = set()
     entries = [c.entry(item, join(c.key("routes"), i), seen) for i, item in enumerate(raw_routes)]
     _check_generated_ids(c, entries, seen)
-    # Built even when the default filters are invalid, so a plugin's build errors are reported in the same pass.
-    routes = [c.route(i, e, defaults or []) for i, e in enumerate(entries) if e is not None]
     globalcors = None
     if "globalcors" in data:
         globalcors = validate_model(GlobalCors, data["globalcors"] or {}, c.key("globalcors"), c.fail)
     warnings = [*doc.warnings, *_placeholders(c)]
     if c.issues:
         raise ConfigError(c.issues)
-    table = RouteTable([r for r in routes if r is not None], version, _global_cors(globalcors), c.weights)
-    config = GatewayConfig(
+    kept = [(join(c.key("routes"), i), e) for i, e in enumerate(entries) if e is not None]
+    return GatewayConfig(
         source=doc.source,
-        routes=tuple(e.definition for e in entries if e is not None),
+        routes=tuple(e.definition for _, e in kept),
         default_filters=tuple(d for d, _ in defaults or []),
         demo_upstream=demo,
         env_values=frozenset(doc.env_values),
         upstreams=upstreams,
+        upstreams_written=dict(data["upstreams"]) if upstreams else {},
         warnings=tuple(warnings),
         notes=tuple(doc.notes),
+        globalcors=globalcors,
+        route_paths=tuple(path for path, _ in kept),
+        defaults_path=c.key("default-filters"),
+        lines=_entry_lines(doc, [(path, e.definition) for path, e in kept], c.key("default-filters"), defaults),
     )
-    return config, table
+
+
+def _entry_lines(
+    doc: Document, routes: list[tuple[str, RouteDefinition]], defaults_path: str, defaults: Components | None
+) -> dict[str, int]:
+    """The line of every route and component entry, so an error found when building (in a worker) says where."""
+    paths = [join(defaults_path, i) for i in range(len(defaults or []))]
+    for path, route in routes:
+        paths += [path, *(join(join(path, "predicates"), i) for i in range(len(route.predicates)))]
+        paths += [join(join(path, "filters"), i) for i in range(len(route.filters))]
+    lines = {path: doc.issue(path, "").line for path in paths}
+    return {path: line for path, line in lines.items() if line is not None}
+
+
+def compile_config(
+    doc: Document, registry: Registry, settings: Settings, terminal: Next, version: int = 0
+) -> tuple[GatewayConfig, RouteTable]:
+    """Validate and build `doc` in this process (tests, `sluicegate validate`); ConfigError lists every problem."""
+    config = validate(doc, registry, settings)
+    return config, build(config, registry, settings, Runtime(terminal, version))
 
 
 def _check_generated_ids(c: _Compiler, entries: list[_Entry | None], explicit: set[str]) -> None:
@@ -311,16 +269,8 @@ def _placeholders(c: _Compiler) -> list[ConfigIssue]:
 _INSTANCE_URL = re.compile(r"(^|\.)upstreams\..+\.instances\[\d+\]\.url$")
 
 
-def _global_cors(globalcors: GlobalCors | None) -> CorsTable | None:
-    if globalcors is None or not globalcors.cors_configurations:
-        return None
-    return CorsTable([(compile_path_pattern(p), CorsPolicy(cfg)) for p, cfg in globalcors.patterns()])
-
-
-def load_routes_file(
-    path: Path, registry: Registry, settings: Settings, terminal: Next, version: int = 0
-) -> tuple[GatewayConfig, RouteTable]:
-    """Read, validate and compile a routes file. Raises ConfigError naming the file, YAML path and reason."""
+def load_routes_file(path: Path, registry: Registry, settings: Settings) -> GatewayConfig:
+    """Read and validate a routes file. Raises ConfigError naming the file, YAML path and reason."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -328,4 +278,4 @@ def load_routes_file(
     doc, issues = load_yaml(text, str(path))
     if issues:
         raise ConfigError(issues)
-    return compile_config(doc, registry, settings, terminal, version)
+    return validate(doc, registry, settings)

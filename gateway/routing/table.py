@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from gateway.cors import CorsPolicy, CorsTable
 from gateway.exchange import Exchange
+from gateway.routing.lifecycle import Lifecycle
 from gateway.routing.route import Route
 from gateway.routing.weights import WeightGroups
 
@@ -77,6 +78,8 @@ class RouteTable:
         #: change splits live, without a recompile.
         self.weights = weights if weights is not None else WeightGroups()
         self.by_id = {r.id: r for r in self.routes}
+        #: built components with start/stop (gateway.routing.lifecycle); the builder fills it
+        self.lifecycle = Lifecycle()
         self._any_host = _PrefixTrie()
         self._by_host: dict[str, _PrefixTrie] = {}
         for rank, route in enumerate(self.routes):

@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.conftest import StartUpstream
-from tests.e2e.ops_helpers import GUARD, GatewayProcess, children_of, eventually, routes_yaml, run_gateway
+from tests.e2e.ops_helpers import GUARD, GatewayProcess, children_of, eventually, routes_yaml, run_gateway, wait_until
 
 
 def hello_routes(url: str, version: str) -> str:
@@ -221,38 +221,33 @@ async def test_a_reload_while_the_replacement_worker_starts_reaches_it(
     assert metrics.value("gateway_reloads_total", result="failure") == 0
 
 
-async def test_readiness_is_false_while_a_worker_serves_an_old_version(
+async def test_no_worker_serves_a_version_before_every_worker_has_prepared_it(
     tmp_path: Path, start_upstream: StartUpstream
 ) -> None:
-    """A worker that has not taken the new version yet (stopped, so it cannot answer the hand-out) keeps readiness
-    false, and the reload is not counted until it has the version."""
+    """The hand-out is two-phase: while one worker cannot answer (stopped), the other has built version 2 but
+    keeps serving version 1, and readiness is false (a new version is being handed out); once the stopped worker
+    prepares it too, both swap, and the reload is counted once."""
     url = await start_hello(start_upstream)
     async with run_gateway(tmp_path, hello_routes(url, "v1"), "--workers", "2") as gw:
-        slow = (await gw.routes())["workers"][1]["pid"]
+        workers = (await gw.routes())["workers"]
+        fast, slow = workers[0]["pid"], workers[1]["pid"]
         os.kill(slow, signal.SIGSTOP)
         try:
             gw.config.write_text(hello_routes(url, "v2"), encoding="utf-8")
             gw.signal(signal.SIGHUP)
-
-            async def half_swapped() -> dict[str, Any] | None:
-                view = await gw.routes()
-                return view if [w["version"] for w in view["workers"]] == [2, 1] else None
-
-            view = await eventually(half_swapped, "worker 0 on version 2, worker 1 still on 1")
+            prepared = f"[worker {fast}] sluicegate.worker: routes version 2 prepared"
+            await wait_until(lambda: prepared in gw.stderr(), "the running worker to prepare version 2")
+            view = await gw.routes()
+            served_meanwhile = await version_served_by(gw, fast, [])  # the other is stopped already
             status_meanwhile = await gw.ready_status()
         finally:
             os.kill(slow, signal.SIGCONT)
         after = await gw.wait_for_version(2)
-
-        async def ready() -> int | None:
-            status = await gw.ready_status()
-            return status if status == 200 else None
-
-        await eventually(ready, "ready once every worker has version 2")
         served = await versions_served(gw)
         metrics = await gw.metrics()
-    assert view["version"] == 2
-    assert status_meanwhile == 503, "ready while a worker serves an old version"
-    assert [w["pid"] for w in after["workers"]][1] == slow
+    assert view["version"] == 1 and [w["version"] for w in view["workers"]] == [1, 1]
+    assert served_meanwhile == "v1"
+    assert status_meanwhile == 503, "ready while a new version is being handed out"
+    assert [w["pid"] for w in after["workers"]] == [fast, slow]
     assert served == {0: "v2", 1: "v2"}
     assert metrics.value("gateway_reloads_total", result="success") == 1
