@@ -6,6 +6,7 @@ they enter the gateway; nothing else is rendered to a client.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -160,6 +161,10 @@ class ClientClosed(Exception):
     """The client went away before the response was complete (logged as 499; nothing is sent)."""
 
 
+#: The steps of a YAML path as `gateway.config.source.join` writes it: a key up to the next `.` or `[`, or an index.
+_PATH_PART = re.compile(r"(?<=\[)\d+(?=\])|[^.\[\]]+")
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigIssue:
     """One problem found in a configuration source, with where it is."""
@@ -169,6 +174,13 @@ class ConfigIssue:
     message: str
     line: int | None = None  # 1-based line in `source` when known
     column: int | None = None  # 1-based column, when known (YAML syntax errors)
+
+    @property
+    def pointer(self) -> str:
+        """The location as an RFC 6901 JSON pointer (`routes[3].filters[1].args.parts` → `/routes/3/filters/1/args/
+        parts`), for config that arrived as JSON data (the admin API) rather than as a file with lines."""
+        steps = _PATH_PART.findall(self.path)
+        return "".join("/" + step.replace("~", "~0").replace("/", "~1") for step in steps)
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source

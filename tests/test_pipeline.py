@@ -11,7 +11,7 @@ import pytest
 from gateway.config.definitions import GatewayConfig, canonical_json, checksum
 from gateway.config.snapshot import Snapshot, compile_snapshot
 from gateway.config.source import load_yaml
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, ConfigIssue
 from gateway.exchange import Exchange, Response
 from gateway.metrics import METRICS
 from gateway.registry import load_registry
@@ -186,8 +186,22 @@ def test_validate_takes_plain_data_too() -> None:
     with pytest.raises(ConfigError) as caught:
         validate(data, load_registry(), Settings(), "admin API")
     assert [(i.source, i.path) for i in caught.value.issues] == [("admin API", "routes[0].filters[0].args.parts")]
+    assert caught.value.issues[0].pointer == "/routes/0/filters/0/args/parts"  # data has pointers, not lines
     data["routes"][0]["filters"] = ["StripPrefix=1"]
     assert validate(data, load_registry(), Settings(), "admin API").routes[0].filters[0].args == {"parts": "1"}
+
+
+@pytest.mark.parametrize(
+    ("path", "pointer"),
+    [
+        ("", ""),
+        ("routes", "/routes"),
+        ("upstreams.orders.instances[2]", "/upstreams/orders/instances/2"),
+        ("routes[0].metadata.a/b~c", "/routes/0/metadata/a~1b~0c"),  # RFC 6901 escapes
+    ],
+)
+def test_an_issue_names_its_place_as_a_json_pointer(path: str, pointer: str) -> None:
+    assert ConfigIssue("admin API", path, "bad").pointer == pointer
 
 
 def test_a_worker_refuses_a_config_that_does_not_match_its_checksum() -> None:
