@@ -261,7 +261,11 @@ class Supervisor:
             await self._reload_wanted.wait()
             self._reload_wanted.clear()
             if not self.draining:
-                await self.reload()
+                try:
+                    await self.reload()
+                except Exception:  # a bug must cost this reload, never every later one (SIGHUP would go unheard)
+                    log.exception("reload failed unexpectedly; keeping version %d", self.snapshot.version)
+                    self.reloads["failure"] += 1
 
     async def reload(self) -> bool:
         """Validate the routes file again and hand every worker the new version; on error keep the old one.
@@ -290,8 +294,10 @@ class Supervisor:
             finally:
                 self._preparing = False
             prepared = [w for w, r in zip(live, replies, strict=True) if r == []]
-            failed = [r for r in replies if r != [] and not isinstance(r, ConnectionError)]  # a worker that died
-            if failed:  # is replaced on the current snapshot, so it does not stop the others from committing
+            # A worker that died while preparing counts as a refusal: the new version may be what killed it, so
+            # it serves nowhere and the replacement starts on the version that still serves everywhere.
+            failed = [r for r in replies if r != []]
+            if failed:
                 await asyncio.gather(*(self._abort(w, snapshot.version) for w in live), return_exceptions=True)
                 return self._refused(_errors(failed[0]))
             self.snapshot = snapshot
@@ -409,6 +415,8 @@ async def _discard(worker: WorkerHandle) -> None:
 
 def _errors(failure: list[str] | BaseException) -> list[str]:
     """A worker's refusal as log lines: its errors, or why it gave no answer."""
+    if isinstance(failure, ConnectionError):
+        return ["a worker died while preparing the new version"]
     if isinstance(failure, BaseException):
         return [f"a worker did not answer the prepare ({type(failure).__name__})"]
     return failure

@@ -145,6 +145,9 @@ class Worker:
         if not clean:
             log.warning("drain timeout: connections still open were closed")
         await self.gateway.forwarder.close()
+        ACCESS_LOG.flush()  # first: the lines of served requests must not wait on a plugin's stop
+        for task in list(self._preparing.values()):
+            task.cancel()  # a prepare still running: cancelling it stops what it had started
         for _, table in self.prepared.values():
             await table.lifecycle.stop()
         await self.gateway.stop_components()

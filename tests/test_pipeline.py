@@ -210,3 +210,21 @@ def test_a_worker_refuses_a_config_that_does_not_match_its_checksum() -> None:
     message["config"]["routes"][0]["uri"] = "http://evil.example"
     with pytest.raises(ConfigError, match="does not match its checksum"):
         received_config(message)
+
+
+def test_a_config_that_cannot_travel_as_json_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """YAML allows a mapping key that is not text; the hand-out to workers is JSON. Refused with a ConfigError (a
+    reload keeps the old version), never a TypeError that would end the supervisor's reload loop."""
+    path = tmp_path / "routes.yaml"
+    path.write_text("routes:\n  - id: a\n    uri: no://op\n    metadata: {1: one}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="as JSON"):
+        compile_snapshot(path, load_registry(), Settings(), 1)
+
+
+def test_an_error_after_validation_hides_values_from_the_environment() -> None:
+    """A plugin's build or start error may quote a value from ${env:...}; it goes to logs and stderr redacted."""
+    config = _validated()
+    secret = "payments"  # $TEAM in RESILIENT, 8 characters: searched for anywhere in a message
+    assert secret in config.env_values
+    issue = config.issue(config.path_of(0), f"team key {secret!r} is not valid")
+    assert secret not in str(issue) and "<redacted>" in issue.message

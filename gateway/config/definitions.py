@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.config.provenance import redact_message
 from gateway.cors import GlobalCors
 from gateway.errors import ConfigIssue
 from gateway.lb.config import PoolConfig
@@ -144,7 +145,8 @@ class GatewayConfig:
 
     def issue(self, path: str, message: str) -> ConfigIssue:
         """A problem found after validation (a plugin's build or start failing), at `path` of this config."""
-        return ConfigIssue(self.source, path, message, self.lines.get(path))
+        # SECURITY: a plugin's message may quote a value that came from ${env:...}; it goes to logs and stderr.
+        return ConfigIssue(self.source, path, redact_message(message, self.env_values), self.lines.get(path))
 
     def path_of(self, index: int) -> str:
         """The YAML path of `routes[index]` (its place in the file)."""

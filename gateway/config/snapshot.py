@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.definitions import GatewayConfig, checksum
+from gateway.errors import ConfigError, ConfigIssue
 from gateway.registry import Registry
 from gateway.routing.compiler import load_routes_file
 from gateway.settings import Settings
@@ -28,8 +29,16 @@ class Snapshot:
 
     @classmethod
     def of(cls, config: GatewayConfig, version: int) -> Snapshot:
+        """Raises ConfigError when the config cannot travel as JSON (a mapping key that is not text, an integer
+        beyond 64 bits): YAML allows both, the hand-out to workers does not."""
         data = config.to_data()
-        return cls(version, config.source, config, data, checksum(data))
+        try:
+            digest = checksum(data)
+        except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+            raise ConfigError(
+                [ConfigIssue(config.source, "", f"cannot be handed to the workers as JSON: {exc}")]
+            ) from exc
+        return cls(version, config.source, config, data, digest)
 
     def message(self) -> dict[str, Any]:
         return {"version": self.version, "checksum": self.checksum, "config": self.data}

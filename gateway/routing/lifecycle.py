@@ -16,6 +16,8 @@ from typing import Any
 from gateway.exchange import Exchange, Next, Response
 
 log = logging.getLogger("sluicegate.lifecycle")
+#: Seconds one component's `stop` may take: a hung plugin must not hold a drain or a reload's clean-up forever.
+STOP_TIMEOUT = 5.0
 
 
 def has_lifecycle(component: Any) -> bool:
@@ -62,7 +64,9 @@ class Lifecycle:
             if stop is None:
                 continue
             try:
-                await stop()
+                await asyncio.wait_for(stop(), STOP_TIMEOUT)
+            except TimeoutError:
+                log.error("stop of %s took over %gs; abandoned", type(component).__name__, STOP_TIMEOUT)
             except Exception:  # one plugin's failing stop must not keep the others running
                 log.exception("stop of %s failed", type(component).__name__)
 

@@ -30,6 +30,7 @@ class Config(ComponentConfig):
     tag: str = Field(description="Value of X-Tag.")
     events: str = Field(description="File the start/stop events are appended to.")
     claim: str = Field("", description="If set: start claims this file, and fails when another start claimed it.")
+    die: bool = Field(False, description="start ends the worker process (a version that kills its worker).")
 
 
 class Tagged:
@@ -41,6 +42,9 @@ class Tagged:
             out.write(f"{what} {self.config.tag} {os.getpid()}\\n")
 
     async def start(self):
+        if self.config.die:
+            self._event("dying")
+            os._exit(3)
         if self.config.claim:
             try:
                 os.close(os.open(self.config.claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
@@ -70,8 +74,13 @@ def _install(tmp_path: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(site)}
 
 
-def _routes(upstream_url: str, tag: str, events: Path, claim: Path | None = None) -> str:
-    args = {"tag": tag, "events": str(events), **({"claim": str(claim)} if claim else {})}
+def _routes(upstream_url: str, tag: str, events: Path, claim: Path | None = None, die: bool = False) -> str:
+    args = {
+        "tag": tag,
+        "events": str(events),
+        **({"claim": str(claim)} if claim else {}),
+        **({"die": True} if die else {}),
+    }
     route = {
         "id": "api",
         "uri": upstream_url,
@@ -171,3 +180,36 @@ async def test_stop_waits_for_the_in_flight_request_of_the_old_version(
 
         await eventually(stopped, "v1 to stop after its request")
         assert ("stop", "v2") not in [e[:2] for e in _events(events)]
+
+
+async def test_a_worker_dying_while_preparing_refuses_the_version_everywhere(
+    tmp_path: Path, start_upstream: StartUpstream
+) -> None:
+    """A version whose `start` kills the worker must not be committed by the survivors, nor restarted into: the
+    reload is refused, and the replacements start on the version that still serves."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", ok)
+    upstream = await start_upstream(app)
+    events = tmp_path / "events"
+    async with run_gateway(
+        tmp_path, _routes(upstream.url, "v1", events), "--workers", "2", env=_install(tmp_path)
+    ) as gw:
+        rewrite(gw.config, _routes(upstream.url, "v2", events, die=True))
+        gw.signal(signal.SIGHUP)
+        await wait_until(lambda: "a worker died while preparing" in gw.stderr(), "the reload to be refused")
+
+        async def back_on_v1() -> dict[str, object] | None:
+            view = await gw.routes()
+            workers = view["workers"]
+            return view if all(w["ready"] and w["version"] == 1 for w in workers) and len(workers) == 2 else None
+
+        view = await eventually(back_on_v1, "both workers serving v1 again")
+        assert view["version"] == 1
+        assert await _tags(gw.url("/api/x"), 10) == {"v1"}
+        metrics = await gw.metrics()
+        assert metrics.value("gateway_reloads_total", result="success") == 0
+    assert "dying" in {what for what, _, _ in _events(events)}

@@ -49,9 +49,17 @@ async def reloads_counted(gw: GatewayProcess, total: int) -> Metrics:
 
 
 async def kill_worker_and_reload(gw: GatewayProcess, index: int) -> None:
-    """SIGKILL worker `index`, then SIGHUP the supervisor: the worker is dead when the new version is handed out."""
+    """SIGKILL worker `index`, wait until the supervisor has seen it die, then SIGHUP: the worker is dead when the
+    new version is handed out. (A worker that dies *while preparing* a version refuses it instead:
+    test_a_worker_dying_while_preparing_refuses_the_version_everywhere.)"""
     pid = next(w["pid"] for w in (await gw.routes())["workers"] if w["index"] == index)
     os.kill(pid, signal.SIGKILL)
+
+    async def noticed() -> bool | None:
+        workers = (await gw.routes())["workers"]
+        return True if any(w["index"] == index and not w["ready"] for w in workers) else None
+
+    await eventually(noticed, f"the supervisor sees worker {index} die")
     gw.signal(signal.SIGHUP)
 
 
