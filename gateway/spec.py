@@ -6,7 +6,7 @@ per route at load time, never per request; every config field carries a descript
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, wraps
 from types import UnionType
@@ -352,6 +352,9 @@ class FilterSpec(Generic[C]):
     shortcut_type: ShortcutType = "default"
     status: Status = "alpha"
     replays: bool = False
+    #: Optional and side-effect free: a check across every use of this spec in one config, run at validation
+    #: (which builds nothing). Given (route id, config) of each use in file order, it yields (use index, problem).
+    check_uses: Callable[[Sequence[tuple[str, C]]], Iterable[tuple[int, str]]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "build", _scoped_build(self.name, self.build))
@@ -373,3 +376,6 @@ class PredicateSpec(Generic[C]):
     status: Status = "alpha"
     #: Optional: tells the route index which hosts/path prefixes a config can match (see MatchHints).
     hints: Callable[[C], MatchHints] | None = field(default=None)
+    #: Optional and side-effect free: a check across every use of this spec in one config, run at validation
+    #: (which builds nothing). Given (route id, config) of each use in file order, it yields (use index, problem).
+    check_uses: Callable[[Sequence[tuple[str, C]]], Iterable[tuple[int, str]]] | None = None

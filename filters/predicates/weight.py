@@ -11,6 +11,8 @@ the route table. The predicate keeps the chooser as its public `chooser` attribu
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 from pydantic import Field
 
 from gateway.api import BuildContext, ComponentConfig, Exchange, PredicateSpec, WeightChooser
@@ -37,11 +39,17 @@ class WeightPredicate:
         return self.chooser.chosen(self.group, exchange) == self.route_id
 
 
+def check_uses(uses: Sequence[tuple[str, WeightConfig]]) -> Iterator[tuple[int, str]]:
+    """One Weight per route and group (checked at validation, across the whole config)."""
+    seen: set[tuple[str, str]] = set()
+    for index, (route_id, config) in enumerate(uses):
+        if (route_id, config.group) in seen:
+            # SCG keeps the last weight silently; two weights for one route in one group is a mistake either way.
+            yield index, f"route {route_id!r} already has a Weight in group {config.group!r}"
+        seen.add((route_id, config.group))
+
+
 def build(config: WeightConfig, context: BuildContext) -> WeightPredicate:
-    members = context.weights.configured().get(config.group, ())
-    if any(route_id == context.route_id for route_id, _ in members):
-        # SCG keeps the last weight silently; two weights for one route in one group is a mistake either way.
-        raise ValueError(f"route {context.route_id!r} already has a Weight in group {config.group!r}")
     chooser = context.weights.register(config.group, context.route_id, config.weight)
     return WeightPredicate(config.group, context.route_id, chooser)
 
@@ -54,4 +62,5 @@ SPEC = PredicateSpec(
     example={"group": "group1", "weight": 8},
     shortcut=("group", "weight"),
     status="stable",
+    check_uses=check_uses,
 )

@@ -188,6 +188,7 @@ def validate(
     seen: set[str] = set()
     entries = [c.entry(item, join(c.key("routes"), i), seen) for i, item in enumerate(raw_routes)]
     _check_generated_ids(c, entries, seen)
+    _check_uses(c, [(join(c.key("routes"), i), e) for i, e in enumerate(entries) if e is not None])
     globalcors = None
     if "globalcors" in data:
         globalcors = validate_model(GlobalCors, data["globalcors"] or {}, c.key("globalcors"), c.fail)
@@ -210,6 +211,24 @@ def validate(
         defaults_path=c.key("default-filters"),
         lines=_entry_lines(doc, [(path, e.definition) for path, e in kept], c.key("default-filters"), defaults),
     )
+
+
+def _check_uses(c: _Compiler, entries: list[tuple[str, _Entry]]) -> None:
+    """Run each spec's `check_uses` over all its uses in this config (one Weight per route and group, say): checks
+    across routes happen here, at validation, never in a build function that only workers run."""
+    uses: dict[tuple[str, str], list[tuple[str, str, Any]]] = {}  # (kind, spec) -> (path, route id, config)
+    for path, entry in entries:
+        for kind, components in (("predicates", entry.predicates), ("filters", entry.filters)):
+            for j, (definition, config) in enumerate(components):
+                where = join(join(path, kind), j)
+                uses.setdefault((kind, definition.name), []).append((where, entry.definition.id, config))
+    for (kind, name), found in uses.items():
+        specs = c.registry.predicates if kind == "predicates" else c.registry.filters
+        check = specs[name].check_uses
+        if check is None:
+            continue
+        for index, problem in check([(route_id, config) for _, route_id, config in found]):
+            c.fail(found[index][0], problem)
 
 
 def _entry_lines(

@@ -10,7 +10,12 @@ import aiohttp
 import pytest
 
 from filters.predicates.weight import WeightPredicate
+from gateway.config.source import load_yaml
+from gateway.errors import ConfigError
+from gateway.registry import load_registry
+from gateway.routing.compiler import validate
 from gateway.routing.weights import StaticWeights, WeightChooser
+from gateway.settings import Settings
 from tests.conftest import GatewayUnderTest, StartGateway, Upstream
 from tests.helpers import config_issues, config_only_route, route
 
@@ -138,3 +143,15 @@ async def test_weights_change_at_run_time(upstream: Upstream, start_gateway: Sta
 def test_invalid_weight_config(predicates: str, path: str, fragment: str) -> None:
     issues = config_issues(config_only_route(predicates=predicates))
     assert any(p == path and fragment in m for p, m in issues), issues
+
+
+def test_a_duplicate_weight_is_refused_by_validation_which_builds_nothing() -> None:
+    """The check runs in `validate` (the supervisor's, the admin API's), not in the predicate's build, which only
+    workers run: a bad file is refused before anything binds or starts."""
+    doc, issues = load_yaml(config_only_route(predicates='["Weight=g, 1", "Weight=g, 2"]'), "routes.yaml")
+    assert not issues
+    with pytest.raises(ConfigError) as refused:
+        validate(doc, load_registry(), Settings())
+    assert [(i.path, i.message) for i in refused.value.issues] == [
+        ("routes[0].predicates[1]", "route 'r' already has a Weight in group 'g'")
+    ]
