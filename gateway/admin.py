@@ -1,15 +1,27 @@
 """The admin listener (aiohttp, separate from the data port): health, metrics, a read-only routes view.
 
-Health and metrics are open; the writable admin API (later) will require a token on everything else.
+`/health/*` and `/metrics` are open; everything else needs `Authorization: Bearer <token>` (401 problem+json
+without or with a wrong one). With no token at all (`tokens=None`: none configured, listener off loopback) everything
+else is 403 "admin API disabled". The author (the token's name) is kept on the request as `request[AUTHOR]`: changes
+made through the admin API are attributed to it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Protocol
 
+import orjson
 from aiohttp import web
 
+from gateway.problem import PROBLEM_TYPE_BASE
+
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: The request key holding the name of the token the request authenticated with (`admin` for a single token).
+AUTHOR: Final = web.RequestKey("author", str)
+DISABLED_DETAIL = "admin API disabled: set admin.token"
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class AdminSource(Protocol):
@@ -22,7 +34,61 @@ class AdminSource(Protocol):
     def routes_view(self) -> dict[str, Any]: ...
 
 
-def admin_app(source: AdminSource) -> web.Application:
+def is_open_path(path: str) -> bool:
+    """Health and metrics: served to anyone (probes and scrapers carry no token)."""
+    return path == "/metrics" or path.startswith("/health/")
+
+
+def problem(status: int, kind: str, title: str, detail: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    document = {"type": PROBLEM_TYPE_BASE + kind, "title": title, "status": status, "detail": detail}
+    return web.Response(
+        status=status,
+        body=orjson.dumps(document),
+        headers={"Content-Type": "application/problem+json", "Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def author_of(header: str, tokens: Mapping[str, str]) -> str | None:
+    """The name of the token `header` (an Authorization value) carries, or None when it carries none of them."""
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return None
+    given = presented.strip().encode()
+    found = None
+    for name, token in tokens.items():
+        # SECURITY: constant-time compare, and every token compared, so timing tells nothing about any of them.
+        if hmac.compare_digest(given, token.encode()):
+            found = name
+    return found
+
+
+def auth_middleware(tokens: Mapping[str, str] | None) -> Any:
+    """Bearer-token check for everything but health and metrics; `tokens=None` disables the admin API."""
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if is_open_path(request.path):
+            return await handler(request)
+        if tokens is None:
+            return problem(403, "admin-disabled", "Forbidden", DISABLED_DETAIL)
+        author = author_of(request.headers.get("Authorization", ""), tokens)
+        if author is None:
+            return problem(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "the admin API needs Authorization: Bearer <token>",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        request[AUTHOR] = author
+        return await handler(request)
+
+    return authenticate
+
+
+def admin_app(source: AdminSource, tokens: Mapping[str, str] | None) -> web.Application:
+    """The admin app; `tokens` maps author name -> bearer token, None when the API is disabled (health only)."""
+
     async def live(request: web.Request) -> web.Response:
         return web.json_response({"status": "UP"})
 
@@ -37,7 +103,7 @@ def admin_app(source: AdminSource) -> web.Application:
     async def routes(request: web.Request) -> web.Response:
         return web.json_response(source.routes_view())
 
-    app = web.Application()
+    app = web.Application(middlewares=[auth_middleware(tokens)])
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     app.router.add_get("/metrics", metrics)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Self, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from gateway.addresses import parse_ip
 from gateway.config.binding import error_message
@@ -150,10 +150,59 @@ class UpstreamTls(_Model):
 
 
 class Admin(_Model):
+    """The admin listener and who may use it. At most one of `token`, `token_file` and `tokens` is set; with none,
+    the gateway makes a token at start when the listener is on loopback, else serves only health and metrics."""
+
     listen: AdminListen = Field(
         default_factory=AdminListen,
         description="Admin listener (health, metrics, routes view); never the data port.",
     )
+    # SECURITY: tokens are SecretStr: repr, str and model_dump(mode="json") show '**********', never the value.
+    token: SecretStr | None = Field(
+        None, description="Bearer token for the admin API (author `admin`); also SLUICEGATE_ADMIN__TOKEN."
+    )
+    token_file: Path | None = Field(
+        None, description="File holding the admin API's bearer token (author `admin`), read at start."
+    )
+    tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Named bearer tokens, name -> token; the name is the author of changes."
+    )
+
+    @field_validator("tokens")
+    @classmethod
+    def _names_and_tokens(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            if not is_token(name):
+                raise ValueError(f"{name!r} is not a valid author name (an RFC 9110 token)")
+            if not secret.get_secret_value():
+                raise ValueError(f"the token of {name!r} is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        given = [n for n, v in (("token", self.token), ("token_file", self.token_file), ("tokens", self.tokens)) if v]
+        if len(given) > 1:
+            raise ValueError(f"set only one of admin.token, admin.token_file and admin.tokens (got {', '.join(given)})")
+        if self.token is not None and not self.token.get_secret_value():
+            raise ValueError("admin.token is empty")
+        return self
+
+    def credentials(self) -> dict[str, str] | None:
+        """Author name -> token, or None when no token is configured. Raises ValueError naming `token_file` when
+        that file cannot be read or is empty (never its content)."""
+        if self.tokens:
+            return {name: secret.get_secret_value() for name, secret in self.tokens.items()}
+        if self.token is not None:
+            return {"admin": self.token.get_secret_value()}
+        if self.token_file is not None:
+            try:
+                text = self.token_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"admin.token_file {self.token_file}: {exc.__class__.__name__}") from None
+            if not text:
+                raise ValueError(f"admin.token_file {self.token_file} is empty")
+            return {"admin": text}
+        return None
 
 
 class Drain(_Model):

@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.admin import admin_app
+from gateway.admin_token import UnsafeTokenDirectory, admin_tokens, remove_token
 from gateway.config.redact import redacted_routes
 from gateway.config.snapshot import Snapshot
 from gateway.config.snapshot import compile_snapshot as compile_snapshot  # re-exported: the CLI and tests use it
@@ -95,7 +96,8 @@ class Supervisor:
             demo = await _start_demo(demo_listen)
             if demo is not None:
                 stack.push_async_callback(demo.cleanup)
-            admin = await self._start_admin(admin_sock)
+            tokens = self._admin_tokens(admin_sock.getsockname()[1], stack)
+            admin = await self._start_admin(admin_sock, tokens)
             stack.push_async_callback(admin.cleanup)
             log.info("data port listening on %s", self.settings.listen)
             try:
@@ -396,8 +398,28 @@ class Supervisor:
             **redacted_routes(self.snapshot.config),
         }
 
-    async def _start_admin(self, sock: socket.socket) -> web.AppRunner:
-        runner = web.AppRunner(admin_app(self), access_log=None)
+    def _admin_tokens(self, port: int, stack: contextlib.AsyncExitStack) -> dict[str, str] | None:
+        """The admin API's tokens; a generated token file is logged and removed at exit. StartError (one line)
+        when a token_file cannot be read or the generated one cannot be written safely."""
+        try:
+            tokens, path = admin_tokens(self.settings.admin, port)
+        except (ValueError, UnsafeTokenDirectory) as exc:
+            raise StartError(str(exc)) from None
+        except OSError as exc:
+            raise StartError(f"cannot write the admin token file: {exc}") from None
+        if path is not None:
+            stack.callback(remove_token, path)
+            log.info("admin token written to %s", path)  # SECURITY: the path, never the token
+        elif tokens is None:
+            log.warning(
+                "no admin token configured and the admin listener %s is off loopback: only /health/* and /metrics "
+                "are served; set admin.token to enable the admin API",
+                self.settings.admin.listen,
+            )
+        return tokens
+
+    async def _start_admin(self, sock: socket.socket, tokens: dict[str, str] | None) -> web.AppRunner:
+        runner = web.AppRunner(admin_app(self, tokens), access_log=None)
         await runner.setup()
         await web.SockSite(runner, sock).start()
         log.info("admin listener on %s", self.settings.admin.listen)

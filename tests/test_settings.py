@@ -138,3 +138,49 @@ def test_an_unknown_setting_from_the_environment_is_an_error_naming_it(tmp_path:
 def test_a_setting_given_whole_and_by_its_parts_is_an_error_naming_it(tmp_path: Path) -> None:
     issues = issues_of(tmp_path, ADMIN__LISTEN="127.0.0.1:9191", ADMIN__LISTEN__PORT="9292")
     assert len(issues) == 1 and "admin.listen" in issues[0] and "parts" in issues[0], issues
+
+
+# -- issue 11, item 1: admin tokens ----------------------------------------------------------------------------------
+
+
+def test_admin_token_from_the_environment_is_the_author_admin(tmp_path: Path) -> None:
+    admin = settings_from(tmp_path, ADMIN__TOKEN="env-token-123").admin
+    assert admin.credentials() == {"admin": "env-token-123"}
+
+
+def test_admin_tokens_map_names_the_authors(tmp_path: Path) -> None:
+    admin = settings_from(tmp_path, {"admin": {"tokens": {"alice": "a-123", "bob": "b-456"}}}).admin
+    assert admin.credentials() == {"alice": "a-123", "bob": "b-456"}
+
+
+def test_no_admin_token_configured(tmp_path: Path) -> None:
+    assert settings_from(tmp_path).admin.credentials() is None
+
+
+def test_admin_token_sources_are_exclusive(tmp_path: Path) -> None:
+    issues = issues_of(tmp_path, {"admin": {"tokens": {"alice": "a-123"}}}, ADMIN__TOKEN="env-token-123")
+    assert any("only one of admin.token" in issue for issue in issues), issues
+
+
+@pytest.mark.parametrize("tokens", [{"bad name": "x-123"}, {"alice": ""}])
+def test_admin_tokens_refuse_bad_names_and_empty_tokens(tmp_path: Path, tokens: dict[str, str]) -> None:
+    assert issues_of(tmp_path, {"admin": {"tokens": tokens}})
+
+
+def test_admin_secrets_never_show_in_settings_views(tmp_path: Path) -> None:
+    for settings in (
+        settings_from(tmp_path, ADMIN__TOKEN="env-secret-123"),
+        settings_from(tmp_path, {"admin": {"tokens": {"alice": "file-secret-456"}}}),
+    ):
+        views = (repr(settings), str(settings), str(settings.model_dump(mode="json")), settings.model_dump_json())
+        for view in views:
+            assert "env-secret-123" not in view and "file-secret-456" not in view
+
+
+def test_admin_token_file_errors_name_the_file_not_the_content(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.token"
+    empty.write_text("\n", encoding="utf-8")
+    for path in (tmp_path / "absent.token", empty):
+        admin = settings_from(tmp_path, {"admin": {"token_file": str(path)}}).admin
+        with pytest.raises(ValueError, match=str(path)):
+            admin.credentials()

@@ -60,6 +60,8 @@ ACCESS_LOG_FIELDS = frozenset(
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 T = TypeVar("T")
+#: The admin token every gateway `run_gateway` starts gets (SLUICEGATE_ADMIN__TOKEN) unless a test passes its own.
+ADMIN_TOKEN = "e2e-admin-token-0123456789"
 
 
 def clean_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -107,6 +109,7 @@ class GatewayProcess:
     stdout_path: Path
     stderr_path: Path
     session: aiohttp.ClientSession = field(repr=False)
+    admin_token: str | None = field(default=None, repr=False)  # sent by admin_get; None: no Authorization header
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -136,8 +139,19 @@ class GatewayProcess:
 
     # -- admin ------------------------------------------------------------------------------------------------------
     async def admin_get(self, path: str) -> tuple[int, str]:
-        async with self.session.get(self.admin_url(path), timeout=CLIENT_TIMEOUT) as resp:
-            return resp.status, await resp.text()
+        """GET on the admin listener with this gateway's admin token (`Authorization: Bearer`)."""
+        status, _, text = await self.admin_request("GET", path, self.admin_token)
+        return status, text
+
+    async def admin_request(
+        self, method: str, path: str, token: str | None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, Mapping[str, str], str]:
+        """(status, headers, body) of one admin request with `token` as bearer token (None: no Authorization)."""
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        async with self.session.request(method, self.admin_url(path), headers=sent, timeout=CLIENT_TIMEOUT) as resp:
+            return resp.status, resp.headers, await resp.text()
 
     async def routes(self) -> dict[str, Any]:
         status, text = await self.admin_get("/routes")
@@ -209,6 +223,7 @@ async def run_gateway(
     wait_ready: bool = True,
     new_session: bool = False,
     console_script: bool = False,
+    admin_token: str | None = ADMIN_TOKEN,
 ) -> AsyncIterator[GatewayProcess]:
     """Start `python -m gateway run --config <routes> [--listen 127.0.0.1:<port>] --admin-listen 127.0.0.1:<free>
     [--settings <file>] *args` and wait until /health/ready answers 200 (every worker serving).
@@ -218,7 +233,8 @@ async def run_gateway(
     `wait_ready=False` it yields as soon as the process is started (tests of start-up itself); with
     `new_session=True` the gateway leads a session and process group of its own, so a test may signal that
     whole group; with `console_script=True` it runs the installed `sluicegate` command instead of `python -m
-    gateway`. On exit a gateway still running is stopped (SIGTERM, then SIGKILL after a guard).
+    gateway`. The gateway gets `admin_token` as SLUICEGATE_ADMIN__TOKEN (None: not set; the test's `env` wins)
+    and `admin_get` sends it. On exit a gateway still running is stopped (SIGTERM, then SIGKILL after a guard).
     """
     directory = tmp_path / name
     directory.mkdir(exist_ok=True)
@@ -238,13 +254,16 @@ async def run_gateway(
         command += ["--settings", str(write_settings(directory / "settings.yaml", settings))]
     command += list(args)
     stdout_path, stderr_path = directory / "stdout.log", directory / "stderr.log"
+    environment = {"SLUICEGATE_ADMIN__TOKEN": admin_token} if admin_token is not None else {}
+    environment.update(env or {})
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         # Files, not pipes: the access log can outgrow a pipe buffer nobody reads while the test runs.
         proc = subprocess.Popen(
-            command, stdout=out, stderr=err, env=clean_environment(env), cwd=ROOT, start_new_session=new_session
+            command, stdout=out, stderr=err, env=clean_environment(environment), cwd=ROOT, start_new_session=new_session
         )
     session = aiohttp.ClientSession()
-    gateway = GatewayProcess(proc, data_port, admin_port, config, stdout_path, stderr_path, session)
+    token = environment.get("SLUICEGATE_ADMIN__TOKEN")
+    gateway = GatewayProcess(proc, data_port, admin_port, config, stdout_path, stderr_path, session, token)
     try:
         if wait_ready:
             await _wait_ready(gateway)
