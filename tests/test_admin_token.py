@@ -7,10 +7,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
-from gateway.admin import author_of
+from gateway.admin import AUTHOR, auth_middleware, author_of
 from gateway.admin_token import is_loopback, read_token, token_path, write_token
+from tests.conftest import start_app
 
 
 def test_token_path_under_xdg_runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,3 +50,25 @@ def test_author_of_names_the_token() -> None:
     assert author_of("bearer a-123", tokens) == "alice"  # the scheme is case-insensitive (RFC 9110)
     for header in ("", "Bearer", "Bearer ", "Bearer a-12", "Basic a-123", "a-123", "Bearer alice"):
         assert author_of(header, tokens) is None, header
+
+
+async def test_the_author_is_recorded_on_the_request() -> None:
+    """What a handler behind the middleware sees as `request[AUTHOR]`: the name of the token used."""
+
+    async def whoami(request: web.Request) -> web.Response:
+        return web.Response(text=request[AUTHOR])
+
+    app = web.Application(middlewares=[auth_middleware({"alice": "a-123", "bob": "b-456"})])
+    app.router.add_get("/whoami", whoami)
+    server = await start_app(app)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for token, author in (("a-123", "alice"), ("b-456", "bob")):
+                headers = {"Authorization": f"Bearer {token}"}
+                async with session.get(f"{server.url}/whoami", headers=headers) as resp:
+                    assert (resp.status, await resp.text()) == (200, author)
+            async with session.get(f"{server.url}/whoami") as resp:
+                assert resp.status == 401
+        assert len(server.hits) == 2  # the refused request never reached the handler
+    finally:
+        await server.runner.cleanup()
