@@ -44,6 +44,18 @@ def _parse(entry: Entry, kind: str, specs: Mapping[str, Spec], origins: Mapping[
     return parsed
 
 
+def _build(entry: Entry, kind: str, spec: Spec | None, context: BuildContext) -> Any:
+    """Parse `entry` against the installed specs of `kind` (or `spec` alone) and build it with `context`."""
+    if spec is None:
+        registry = load_registry()
+        specs: Mapping[str, Spec] = registry.filters if kind == "filter" else registry.predicates
+        origins: Mapping[str, str] = registry.origins
+    else:
+        specs, origins = {spec.name: spec}, {}
+    definition, config = _parse(entry, kind, specs, origins)
+    return specs[definition.name].build(config, context)
+
+
 def build_filter(
     entry: Entry,
     *,
@@ -58,15 +70,7 @@ def build_filter(
     Without `spec` the name is looked up among the installed filters (your package installed with
     `pip install -e .`); with `spec`, that spec alone is used (before it is installed). Raises BuildError.
     """
-    specs: Mapping[str, FilterSpec[Any]]
-    origins: Mapping[str, str]
-    if spec is None:
-        registry = load_registry()
-        specs, origins = registry.filters, registry.origins
-    else:
-        specs, origins = {spec.name: spec}, {}
-    definition, config = _parse(entry, "filter", specs, origins)
-    built: Filter = specs[definition.name].build(config, _context(route_id, uri, metadata, settings))
+    built: Filter = _build(entry, "filter", spec, _context(route_id, uri, metadata, settings))
     return built
 
 
@@ -80,13 +84,5 @@ def build_predicate(
     settings: Settings | None = None,
 ) -> Predicate:
     """As `build_filter`, for a predicate (`"Path=/api/**"`)."""
-    specs: Mapping[str, PredicateSpec[Any]]
-    origins: Mapping[str, str]
-    if spec is None:
-        registry = load_registry()
-        specs, origins = registry.predicates, registry.origins
-    else:
-        specs, origins = {spec.name: spec}, {}
-    definition, config = _parse(entry, "predicate", specs, origins)
-    built: Predicate = specs[definition.name].build(config, _context(route_id, uri, metadata, settings))
+    built: Predicate = _build(entry, "predicate", spec, _context(route_id, uri, metadata, settings))
     return built
