@@ -257,8 +257,7 @@ class Settings(_Model):
     @field_validator("proxy_only_headers", mode="before")
     @classmethod
     def _header_names(cls, value: object) -> object:
-        if isinstance(value, str):  # SLUICEGATE_PROXY_ONLY_HEADERS=True-Client-IP,X-Client-IP
-            value = [part.strip() for part in value.split(",") if part.strip()]
+        # SLUICEGATE_PROXY_ONLY_HEADERS=A,B arrives as a list: env values are split by the setting's type (below).
         if not isinstance(value, list | tuple):
             return value
         for name in value:
