@@ -29,8 +29,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 import yaml
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import StartUpstream, Upstream
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -470,3 +472,15 @@ async def one_request(port: int, method: str, path: str, headers: Mapping[str, s
         return await read_response(reader)
     finally:
         writer.close()
+
+
+async def start_text_upstream(start_upstream: StartUpstream, text: str = "ok") -> Upstream:
+    """An upstream answering every method and path with 200 and `text` (reading the body first)."""
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text=text)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    return await start_upstream(app)

@@ -16,7 +16,15 @@ import aiohttp
 from aiohttp import web
 
 from tests.conftest import StartUpstream
-from tests.e2e.ops_helpers import CLIENT_TIMEOUT, GUARD, eventually, routes_yaml, run_gateway, wait_until
+from tests.e2e.ops_helpers import (
+    CLIENT_TIMEOUT,
+    GUARD,
+    eventually,
+    routes_yaml,
+    run_gateway,
+    start_text_upstream,
+    wait_until,
+)
 from tests.e2e.test_ops_reload import rewrite
 from tests.plugins import write_distribution
 
@@ -109,12 +117,7 @@ async def _tags(url: str, count: int) -> set[str]:
 async def test_a_start_failing_in_one_worker_refuses_the_reload_in_every_worker(
     tmp_path: Path, start_upstream: StartUpstream
 ) -> None:
-    async def ok(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", ok)
-    upstream = await start_upstream(app)
+    upstream = await start_text_upstream(start_upstream)
     events, claim = tmp_path / "events", tmp_path / "claim"
     routes = _routes(upstream.url, "v1", events)
     async with run_gateway(tmp_path, routes, "--workers", "2", env=_install(tmp_path)) as gw:
@@ -188,12 +191,7 @@ async def test_a_worker_dying_while_preparing_refuses_the_version_everywhere(
     """A version whose `start` kills the worker must not be committed by the survivors, nor restarted into: the
     reload is refused, and the replacements start on the version that still serves."""
 
-    async def ok(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", ok)
-    upstream = await start_upstream(app)
+    upstream = await start_text_upstream(start_upstream)
     events = tmp_path / "events"
     async with run_gateway(
         tmp_path, _routes(upstream.url, "v1", events), "--workers", "2", env=_install(tmp_path)

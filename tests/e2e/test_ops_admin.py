@@ -25,6 +25,7 @@ from tests.e2e.ops_helpers import (
     open_client,
     routes_yaml,
     run_gateway,
+    start_text_upstream,
     wait_until,
 )
 from tests.helpers import free_port
@@ -36,13 +37,7 @@ BATCH = 30
 
 
 async def start_ok(start_upstream: StartUpstream) -> str:
-    async def ok(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", ok)
-    return (await start_upstream(app)).url
+    return (await start_text_upstream(start_upstream)).url
 
 
 async def status_of(session: aiohttp.ClientSession, method: str, url: str, data: bytes | None = None) -> int:

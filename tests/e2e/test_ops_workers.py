@@ -13,7 +13,16 @@ import aiohttp
 from aiohttp import web
 
 from tests.conftest import StartUpstream
-from tests.e2e.ops_helpers import GUARD, GatewayProcess, children_of, eventually, routes_yaml, run_gateway, wait_until
+from tests.e2e.ops_helpers import (
+    GUARD,
+    GatewayProcess,
+    children_of,
+    eventually,
+    routes_yaml,
+    run_gateway,
+    start_text_upstream,
+    wait_until,
+)
 
 
 def hello_routes(url: str, version: str) -> str:
@@ -25,12 +34,7 @@ def hello_routes(url: str, version: str) -> str:
 async def test_a_killed_worker_is_restarted_while_the_others_serve(
     tmp_path: Path, start_upstream: StartUpstream
 ) -> None:
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hello")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", hello)
-    upstream = await start_upstream(app)
+    upstream = await start_text_upstream(start_upstream, "hello")
     async with run_gateway(tmp_path, hello_routes(upstream.url, "v1"), "--workers", "3") as gw:
         # A reload first: the replacement must start on the current version, not the one the process started with.
         gw.config.write_text(hello_routes(upstream.url, "v2"), encoding="utf-8")
@@ -107,12 +111,7 @@ async def test_a_reload_while_a_worker_restarts_reaches_every_worker(
     """SIGHUP while a killed worker awaits its restart: the valid file becomes the version of every worker (the
     replacement starts on it) and the reload counts as a success, not a refused file."""
 
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hello")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", hello)
-    upstream = await start_upstream(app)
+    upstream = await start_text_upstream(start_upstream, "hello")
     async with run_gateway(tmp_path, hello_routes(upstream.url, "v1"), "--workers", "2") as gw:
         victim = (await gw.routes())["workers"][0]
         os.kill(victim["pid"], signal.SIGKILL)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiohttp import web
-
 from tests.conftest import StartUpstream
-from tests.e2e.ops_helpers import Metrics, one_request, routes_yaml, run_gateway
+from tests.e2e.ops_helpers import Metrics, one_request, routes_yaml, run_gateway, start_text_upstream
 from tests.plugins import write_distribution
 
 COUNTER = """
@@ -44,12 +42,7 @@ CALLS = "gateway_filter_call_counter_calls"
 async def test_a_plugin_counter_is_declared_before_its_first_sample_and_summed_over_workers(
     tmp_path: Path, start_upstream: StartUpstream
 ) -> None:
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hello")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", hello)
-    upstream = await start_upstream(app)
+    upstream = await start_text_upstream(start_upstream, "hello")
     site = tmp_path / "site"
     write_distribution(
         site, "team-counter", {"sluicegate.filters": {"CallCounter": "team_counter:SPEC"}}, {"team_counter": COUNTER}
