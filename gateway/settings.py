@@ -205,6 +205,30 @@ class Admin(_Model):
         return None
 
 
+class StoreSettings(_Model):
+    """Where dynamic routes and the version history are kept (`store:`). `kind` defaults to `file` when `path` is
+    set, else `memory` (lost at restart: a warning says so at start)."""
+
+    kind: Literal["memory", "file"] | None = Field(
+        None, description="memory or file (redis comes with Redis-shared config); default file when path is set."
+    )
+    path: Path | None = Field(None, description="The file store's JSON file (one gateway per file: it is locked).")
+    history: int = Field(100, ge=2, le=10000, description="Versions kept (older ones are pruned, oldest first).")
+
+    @model_validator(mode="after")
+    def _path_for_file(self) -> Self:
+        if self.kind == "file" and self.path is None:
+            raise ValueError("store.kind file needs store.path")
+        if self.kind == "memory" and self.path is not None:
+            raise ValueError("store.path is set but store.kind is memory: drop one of them")
+        return self
+
+    def effective_kind(self) -> Literal["memory", "file"]:
+        if self.kind is not None:
+            return self.kind
+        return "file" if self.path is not None else "memory"
+
+
 class Drain(_Model):
     delay: float = Field(
         0.0, ge=0, le=120, description="Seconds to keep serving after SIGTERM with readiness false (for LBs)."
@@ -230,6 +254,7 @@ class Settings(_Model):
     admin: Admin = Field(default_factory=Admin)
     workers: int = Field(1, ge=1, le=64, description="Worker processes; in a container scale by replicas.")
     drain: Drain = Field(default_factory=Drain)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     observability: Observability = Field(default_factory=Observability)
     trusted_proxies: tuple[IPNetwork, ...] = Field(
         (), description="CIDRs of proxies whose X-Forwarded-*/Forwarded headers are kept and appended to."

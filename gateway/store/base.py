@@ -1,0 +1,125 @@
+"""The store interface every kind implements (memory, file; Redis with the next issue)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from gateway.settings import StoreSettings
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written (corrupt, unreadable, locked by another gateway, disk full).
+
+    The message is one line that names the store (its path for a file) and the reason.
+    """
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One version of the gateway's routes, as the store keeps it (JSON-able through `to_data`/`from_data`)."""
+
+    version: int
+    time: str  # RFC 3339, UTC, seconds: "2026-12-07T23:40:00Z"
+    author: str  # a token's name, `file` for a routes.yaml reload, `store` for version 0
+    reason: str
+    checksum: str  # sha256 of the whole config that served at this version ("" for version 0)
+    #: dynamic routes as written (route-shape JSON data, in order): what a rollback restores
+    dynamic: tuple[Mapping[str, Any], ...] = ()
+    #: the static routes at this version, redacted (views and diffs only)
+    static: tuple[Mapping[str, Any], ...] = ()
+    #: ids of the routes this version changed (the audit line and `versions` listing)
+    changed: tuple[str, ...] = field(default=())
+
+    def summary(self) -> dict[str, Any]:
+        """The entry `GET /admin/v1/versions` lists."""
+        return {
+            "version": self.version,
+            "time": self.time,
+            "author": self.author,
+            "reason": self.reason,
+            "checksum": self.checksum,
+        }
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "dynamic": [dict(r) for r in self.dynamic],
+            "static": [dict(r) for r in self.static],
+            "changed": list(self.changed),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> VersionRecord:
+        """Raises KeyError, TypeError or ValueError on data `to_data` did not produce."""
+        version = data["version"]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise ValueError(f"version must be a non-negative integer, got {version!r}")
+        for key in ("time", "author", "reason", "checksum"):
+            if not isinstance(data[key], str):
+                raise TypeError(f"{key} must be a string")
+        routes = [data["dynamic"], data["static"]]
+        if not all(isinstance(r, list) and all(isinstance(x, dict) for x in r) for r in routes):
+            raise TypeError("dynamic and static must be lists of routes")
+        return cls(
+            version,
+            data["time"],
+            data["author"],
+            data["reason"],
+            data["checksum"],
+            tuple(data["dynamic"]),
+            tuple(data["static"]),
+            tuple(str(i) for i in data.get("changed", ())),
+        )
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fresh_record() -> VersionRecord:
+    """Version 0 of a new store: no routes at all (the first load of routes.yaml makes version 1, author `file`)."""
+    return VersionRecord(0, now(), "store", "a new store", "")
+
+
+class ConfigStore(Protocol):
+    """Versions, oldest first, of which the last is current. One writer (the supervisor); every call is awaited
+    one at a time under the supervisor's version lock."""
+
+    #: what to name the store in messages: its path, "memory", a Redis URL
+    where: str
+
+    async def open(self) -> None:
+        """Load (or create with `fresh_record()`) the history. Raises StoreError: corrupt or unreadable (naming
+        the path and the reason), locked by another gateway."""
+        ...
+
+    def current(self) -> VersionRecord: ...
+
+    def versions(self) -> Sequence[VersionRecord]:
+        """The kept versions, oldest first (at most `store.history`; older ones are pruned)."""
+        ...
+
+    def get(self, version: int) -> VersionRecord | None: ...
+
+    async def append(self, record: VersionRecord) -> None:
+        """Make `record` (numbered `current().version + 1`) the current version, durably before returning; on
+        StoreError nothing changed (the old current is still current, in memory and on disk)."""
+        ...
+
+    async def close(self) -> None:
+        """Release what `open` took (the file lock); idempotent."""
+        ...
+
+
+def open_store(settings: StoreSettings) -> ConfigStore:
+    """The store `settings` ask for, not yet opened (`await store.open()`)."""
+    from gateway.store.file import FileStore
+    from gateway.store.memory import MemoryStore
+
+    if settings.effective_kind() == "file":
+        assert settings.path is not None  # the settings validator requires a path for kind file
+        return FileStore(settings.path, settings.history)
+    return MemoryStore(settings.history)
