@@ -137,6 +137,25 @@ async def test_a_failed_write_changes_nothing(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_a_cancelled_append_leaves_memory_saying_what_the_disk_says(tmp_path: Path) -> None:
+    """Cancelling the awaiting task cannot stop a write its thread already started; once that thread is done the
+    in-memory current must be the file's current (else the next append would be numbered from a stale one)."""
+    path = tmp_path / "s.json"
+    store = FileStore(path, history=5)
+    await store.open()
+    try:
+        task = asyncio.create_task(store.append(big_record(1)))
+        await asyncio.sleep(0)  # let the task reach its thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.get_running_loop().shutdown_default_executor()  # waits for the write thread to finish
+        on_disk = [v["version"] for v in orjson.loads(path.read_bytes())["versions"]]
+        assert [v.version for v in store.versions()] == on_disk
+    finally:
+        await store.close()
+
+
 async def test_a_second_open_on_the_same_file_is_refused_until_close(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     first = FileStore(path, history=5)
