@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -32,10 +31,9 @@ from aiohttp import web
 
 from gateway.admin import admin_app
 from gateway.admin_token import UnsafeTokenDirectory, admin_tokens, remove_token
-from gateway.changes import ChangeRefused, Plan, Problem, stored_routes
+from gateway.changes import ChangeRefused, Plan
 from gateway.config.definitions import GatewayConfig
-from gateway.config.provenance import redact_message
-from gateway.config.redact import redact_view, redacted_routes
+from gateway.config.redact import redacted_routes
 from gateway.config.snapshot import Snapshot
 from gateway.config.snapshot import compile_snapshot as compile_snapshot  # re-exported: the CLI and tests use it
 from gateway.control import Channel
@@ -43,13 +41,11 @@ from gateway.errors import ConfigError
 from gateway.launch import EarlySignals
 from gateway.metrics import render
 from gateway.registry import Registry, load_registry
-from gateway.routing.compiler import with_dynamic
 from gateway.settings import Listen, Settings
 from gateway.store import ConfigStore, StoreError, VersionRecord, open_store
-from gateway.store.base import now
+from gateway.versions import Versions, VersionsError, changed_ids
 
 log = logging.getLogger("sluicegate.supervisor")
-audit = logging.getLogger("sluicegate.audit")
 START_TIMEOUT = 30.0
 RESTART_BACKOFF = 1.0
 
@@ -96,7 +92,7 @@ class Supervisor:
     _preparing: bool = False  # a valid version is being prepared in the workers (not ready: it is about to change)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     store: ConfigStore | None = None  # opened in `run` (from settings.store unless given)
-    static: GatewayConfig = field(init=False)  # the routes file's config as last loaded (set in `run`)
+    versions: Versions = field(init=False)  # the routes file's config and the store (set in `run`)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def run(self, demo_listen: str | None = None) -> int:
@@ -308,14 +304,16 @@ class Supervisor:
         async with self._version_lock:  # never while a worker starts: it gets this version too
             try:
                 static = compile_snapshot(self.path, self.registry, self.settings, 0).config
-                snapshot = Snapshot.of(self._merged(static, stored_routes(self._store.current())), self._next())
+                snapshot = self.versions.from_file(static)
             except ConfigError as exc:
                 return self._refused([str(issue) for issue in exc.issues])
-            changed = _changed_ids(self.static, static)
-            out = await self._hand_out(snapshot, self._record(snapshot, "file", "routes file reloaded", changed))
+            changed = changed_ids(self.static, static)
+            out = await self._hand_out(
+                snapshot, self.versions.record(snapshot, "file", "routes file reloaded", changed)
+            )
             if out.refused is not None:
                 return self._refused(out.refused)
-            self.static = static
+            self.versions.static = static
             unanswered, restarting, failures_before = out.unanswered, out.restarting, out.failures_before
         # Waiting here, outside the version lock, lets the replacements start (they take that lock).
         pending = len(restarting) if unanswered else await self._replaced(restarting, snapshot.version, failures_before)
@@ -353,7 +351,7 @@ class Supervisor:
         failed: list[list[str] | BaseException] = [r for r in replies if r != []]
         if not failed:
             try:
-                await self._store.append(record)
+                await self.config_store.append(record)
             except StoreError as exc:
                 failed = [[str(exc)]]
         if failed:
@@ -367,109 +365,59 @@ class Supervisor:
         unanswered -= {w.index for w, r in zip(prepared, commits, strict=True) if isinstance(r, ConnectionError)}
         # Dead before the hand-out, or died during it (its channel broke): a replacement has to start on it.
         restarting = [w.index for w in self.workers if w.index not in confirmed | unanswered]
-        self._audit(record)
+        self.versions.audit(record, snapshot.config)
         return _HandOut(unanswered=unanswered, restarting=restarting, failures_before=dict(self._failed_starts))
 
     # -- dynamic routes ---------------------------------------------------------------------------------------
     @property
     def config_store(self) -> ConfigStore:
         """The store (the admin API reads versions from it)."""
-        return self._store
+        return self.versions.store
 
     @property
-    def _store(self) -> ConfigStore:
-        assert self.store is not None, "the store is opened at the start of run()"
-        return self.store
-
-    def _next(self) -> int:
-        return self._store.current().version + 1
-
-    def _merged(self, static: GatewayConfig, routes: list[tuple[str, Any]]) -> GatewayConfig:
-        return with_dynamic(static, routes, self.registry, self.settings)
-
-    def _record(self, snapshot: Snapshot, author: str, reason: str, changed: list[str]) -> VersionRecord:
-        config = snapshot.config
-        dynamic = tuple(r.to_wire() for r in config.routes if r.id in config.dynamic_ids)
-        static = tuple(redact_view(r, config.env_values) for r in config.routes if r.id not in config.dynamic_ids)
-        return VersionRecord(
-            snapshot.version, now(), author, reason, snapshot.checksum, dynamic, static, tuple(changed)
-        )
-
-    def _audit(self, record: VersionRecord) -> None:
-        """One line per applied version: who, why, which routes (the reason may quote an env secret: redacted)."""
-        reason = redact_message(record.reason, self.snapshot.config.env_values)
-        audit.info(
-            "version %d applied: author=%s reason=%s routes=%s",
-            record.version,
-            record.author,
-            json.dumps(reason),
-            ",".join(record.changed) or "-",
-        )
+    def static(self) -> GatewayConfig:
+        """The routes file's config as last loaded."""
+        return self.versions.static
 
     async def _open_store(self, stack: contextlib.AsyncExitStack) -> None:
-        """Open the store, merge its dynamic routes with the routes file, and make that the first version to serve
-        (a new version, author `file`, when it differs from the stored current one). StartError when the store
-        cannot be opened or its routes no longer validate with the file (the message names both)."""
-        self.static = self.snapshot.config
-        if self.store is None:
-            self.store = open_store(self.settings.store)
+        """The first version to serve: the routes file with the stored dynamic routes. StartError (one line)."""
+        store = self.store if self.store is not None else open_store(self.settings.store)
+        self.versions = Versions(store, self.registry, self.settings, self.snapshot.config)
+        stack.push_async_callback(store.close)
         try:
-            await self.store.open()
-        except StoreError as exc:
+            self.snapshot = await self.versions.open()
+        except VersionsError as exc:
             raise StartError(str(exc)) from None
-        stack.push_async_callback(self.store.close)
-        if self.settings.store.effective_kind() == "memory":
-            log.warning("dynamic routes are kept in memory and will not survive a restart: set store.path to keep them")
-        current = self.store.current()
-        try:
-            snapshot = Snapshot.of(self._merged(self.static, stored_routes(current)), current.version)
-        except ConfigError as exc:
-            issues = "; ".join(str(issue) for issue in exc.issues)
-            raise StartError(
-                f"the stored dynamic routes ({self.store.where}) do not fit the routes file: {issues}"
-            ) from None
-        if snapshot.checksum != current.checksum:
-            snapshot = Snapshot.of(snapshot.config, current.version + 1)
-            record = self._record(snapshot, "file", "routes file loaded at start", [r.id for r in self.static.routes])
-            try:
-                await self.store.append(record)
-            except StoreError as exc:
-                raise StartError(str(exc)) from None
-            self._audit(record)
-        self.snapshot = snapshot
-        log.info("routes version %d (store %s)", snapshot.version, self.store.where)
 
     async def change(self, plan_of: Any, author: str, reason: str, expected: int | None) -> tuple[int, Plan]:
         """Apply a change of the dynamic routes in every worker: `plan_of(current record)` gives the new routes
         (raising ChangeRefused). Returns (the new version, the plan). ChangeRefused: 412 when `expected` is not the
         current version, 400 when the result does not validate (problems by pointer) or a worker refused it, 503
-        when the store could not be written; nothing changed then."""
+        when the store could not be written or the gateway is draining; nothing changed then.
+
+        Shielded: a client that goes away mid-change does not cut the hand-out short (it would leave workers with
+        a prepared version and the store ahead of what serves)."""
+        return await asyncio.shield(self._change(plan_of, author, reason, expected))
+
+    async def _change(self, plan_of: Any, author: str, reason: str, expected: int | None) -> tuple[int, Plan]:
         async with self._version_lock:
-            current = self._store.current()
+            current = self.config_store.current()
             if expected is not None and expected != current.version:
                 raise ChangeRefused(412, f"the current version is {current.version}, not {expected}")
             if self.draining:
                 raise ChangeRefused(503, "the gateway is draining")
             planned: Plan = plan_of(current)
-            snapshot = self._validated(planned)
-            out = await self._hand_out(snapshot, self._record(snapshot, author, reason, planned.changed))
+            snapshot = self.versions.planned(planned)
+            out = await self._hand_out(snapshot, self.versions.record(snapshot, author, reason, planned.changed))
             if out.refused is not None:
                 raise ChangeRefused(503 if out.store_failed else 400, "; ".join(out.refused))
         return snapshot.version, planned
 
     def check(self, plan_of: Any) -> Plan:
         """Dry run of `change`: ChangeRefused with every problem, or the plan that would apply."""
-        planned: Plan = plan_of(self._store.current())
-        self._validated(planned)
+        planned: Plan = plan_of(self.config_store.current())
+        self.versions.planned(planned)
         return planned
-
-    def _validated(self, planned: Plan) -> Snapshot:
-        try:
-            return Snapshot.of(self._merged(self.static, planned.routes), self._next())
-        except ConfigError as exc:
-            raise ChangeRefused(
-                400, "the change does not validate", [Problem(i.pointer, i.message) for i in exc.issues]
-            ) from None
 
     async def _replaced(self, indices: list[int], version: int, failures_before: dict[int, int]) -> int:
         """Wait until every slot in `indices` serves `version` through a replacement worker, or until one of those
@@ -619,10 +567,3 @@ async def _start_demo(listen: str | None) -> web.AppRunner | None:
         raise StartError(f"cannot bind the demo upstream to {where}: {exc.strerror or exc}") from exc
     log.info("demo echo backend on %s (pid %d)", where, os.getpid())
     return runner
-
-
-def _changed_ids(before: GatewayConfig, after: GatewayConfig) -> list[str]:
-    """The ids of the static routes a reload added, removed or changed."""
-    old = {r.id: r.to_wire() for r in before.routes if r.id not in before.dynamic_ids}
-    new = {r.id: r.to_wire() for r in after.routes}
-    return [i for i in {**old, **new} if old.get(i) != new.get(i)]

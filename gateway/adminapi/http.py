@@ -28,8 +28,10 @@ class ConfigSource(Protocol):
     """What the admin APIs read and change (the supervisor)."""
 
     snapshot: Snapshot
-    static: GatewayConfig
     registry: Registry
+
+    @property
+    def static(self) -> GatewayConfig: ...
 
     @property
     def config_store(self) -> ConfigStore: ...

@@ -1,0 +1,112 @@
+"""How each version of what serves is made: the routes file's config plus the stored dynamic routes, validated
+together, recorded in the store and audited. The supervisor hands each version out; this module decides what it is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.changes import ChangeRefused, Plan, Problem, stored_routes
+from gateway.config.definitions import GatewayConfig
+from gateway.config.provenance import redact_message
+from gateway.config.redact import redact_view
+from gateway.config.snapshot import Snapshot
+from gateway.errors import ConfigError
+from gateway.registry import Registry
+from gateway.routing.compiler import with_dynamic
+from gateway.settings import Settings
+from gateway.store import ConfigStore, StoreError, VersionRecord
+from gateway.store.base import now
+
+log = logging.getLogger("sluicegate.supervisor")
+audit = logging.getLogger("sluicegate.audit")
+
+
+class VersionsError(Exception):
+    """The first version cannot be made (store unreadable or locked, stored routes that no longer fit the file)."""
+
+
+@dataclass
+class Versions:
+    """The routes file's config as last loaded (`static`) and the store of versions (`store`, opened)."""
+
+    store: ConfigStore
+    registry: Registry
+    settings: Settings
+    static: GatewayConfig
+
+    def merged(self, static: GatewayConfig, routes: list[tuple[str, Any]]) -> GatewayConfig:
+        return with_dynamic(static, routes, self.registry, self.settings)
+
+    async def open(self) -> Snapshot:
+        """Open the store and make the first version to serve: the routes file with the stored dynamic routes (a
+        new version, author `file`, when that differs from the stored current one). VersionsError (one line) when
+        the store cannot be opened or written, or its routes no longer validate with the file (naming both)."""
+        try:
+            await self.store.open()
+        except StoreError as exc:
+            raise VersionsError(str(exc)) from None
+        if self.settings.store.effective_kind() == "memory":
+            log.warning("dynamic routes are kept in memory and will not survive a restart: set store.path to keep them")
+        current = self.store.current()
+        try:
+            snapshot = Snapshot.of(self.merged(self.static, stored_routes(current)), current.version)
+        except ConfigError as exc:
+            issues = "; ".join(str(issue) for issue in exc.issues)
+            where = self.store.where
+            raise VersionsError(f"the stored dynamic routes ({where}) do not fit the routes file: {issues}") from None
+        if snapshot.checksum != current.checksum:
+            snapshot = Snapshot.of(snapshot.config, current.version + 1)
+            record = self.record(snapshot, "file", "routes file loaded at start", [r.id for r in self.static.routes])
+            try:
+                await self.store.append(record)
+            except StoreError as exc:
+                raise VersionsError(str(exc)) from None
+            self.audit(record, snapshot.config)
+        log.info("routes version %d (store %s)", snapshot.version, self.store.where)
+        return snapshot
+
+    def from_file(self, static: GatewayConfig) -> Snapshot:
+        """The next version after a reload of the routes file: `static` with the current dynamic routes. Raises
+        ConfigError (a dynamic route that no longer fits names both routes)."""
+        return Snapshot.of(self.merged(static, stored_routes(self.store.current())), self._next())
+
+    def planned(self, plan: Plan) -> Snapshot:
+        """The next version after an admin change. ChangeRefused(400) with every problem by JSON pointer."""
+        try:
+            return Snapshot.of(self.merged(self.static, plan.routes), self._next())
+        except ConfigError as exc:
+            problems = [Problem(issue.pointer, issue.message) for issue in exc.issues]
+            raise ChangeRefused(400, "the change does not validate", problems) from None
+
+    def _next(self) -> int:
+        return self.store.current().version + 1
+
+    def record(self, snapshot: Snapshot, author: str, reason: str, changed: list[str]) -> VersionRecord:
+        """What the store keeps of `snapshot`: the dynamic routes as data, the static ones redacted."""
+        config = snapshot.config
+        dynamic = tuple(r.to_wire() for r in config.routes if r.id in config.dynamic_ids)
+        static = tuple(redact_view(r, config.env_values) for r in config.routes if r.id not in config.dynamic_ids)
+        changes = tuple(changed)
+        return VersionRecord(snapshot.version, now(), author, reason, snapshot.checksum, dynamic, static, changes)
+
+    def audit(self, record: VersionRecord, config: GatewayConfig) -> None:
+        """One line per applied version: who, why, which routes (the reason may quote an env secret: redacted)."""
+        reason = redact_message(record.reason, config.env_values)
+        audit.info(
+            "version %d applied: author=%s reason=%s routes=%s",
+            record.version,
+            record.author,
+            json.dumps(reason),
+            ",".join(record.changed) or "-",
+        )
+
+
+def changed_ids(before: GatewayConfig, after: GatewayConfig) -> list[str]:
+    """The ids of the static routes a reload added, removed or changed."""
+    old = {r.id: r.to_wire() for r in before.routes if r.id not in before.dynamic_ids}
+    new = {r.id: r.to_wire() for r in after.routes}
+    return [i for i in {**old, **new} if old.get(i) != new.get(i)]
