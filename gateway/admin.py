@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
+from gateway.adminapi.actuator import actuator_routes
+from gateway.adminapi.http import AUTHOR, ConfigSource
+from gateway.adminapi.native import native_routes
 from gateway.problem import PROBLEM_TYPE_BASE
 
+__all__ = ["AUTHOR", "DISABLED_DETAIL", "admin_app", "auth_middleware", "author_of", "is_open_path", "problem"]
+
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-#: The request key holding the name of the token the request authenticated with (`admin` for a single token).
-AUTHOR: Final = web.RequestKey("author", str)
 DISABLED_DETAIL = "admin API disabled: set admin.token"
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class AdminSource(Protocol):
+class AdminSource(ConfigSource, Protocol):
     draining: bool
 
     def ready(self) -> bool: ...
@@ -108,4 +111,6 @@ def admin_app(source: AdminSource, tokens: Mapping[str, str] | None) -> web.Appl
     app.router.add_get("/health/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/routes", routes)
+    app.router.add_routes(actuator_routes(source))
+    app.router.add_routes(native_routes(source))
     return app

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -31,7 +32,10 @@ from aiohttp import web
 
 from gateway.admin import admin_app
 from gateway.admin_token import UnsafeTokenDirectory, admin_tokens, remove_token
-from gateway.config.redact import redacted_routes
+from gateway.changes import ChangeRefused, Plan, Problem, stored_routes
+from gateway.config.definitions import GatewayConfig
+from gateway.config.provenance import redact_message
+from gateway.config.redact import redact_view, redacted_routes
 from gateway.config.snapshot import Snapshot
 from gateway.config.snapshot import compile_snapshot as compile_snapshot  # re-exported: the CLI and tests use it
 from gateway.control import Channel
@@ -39,9 +43,13 @@ from gateway.errors import ConfigError
 from gateway.launch import EarlySignals
 from gateway.metrics import render
 from gateway.registry import Registry, load_registry
+from gateway.routing.compiler import with_dynamic
 from gateway.settings import Listen, Settings
+from gateway.store import ConfigStore, StoreError, VersionRecord, open_store
+from gateway.store.base import now
 
 log = logging.getLogger("sluicegate.supervisor")
+audit = logging.getLogger("sluicegate.audit")
 START_TIMEOUT = 30.0
 RESTART_BACKOFF = 1.0
 
@@ -61,6 +69,18 @@ class WorkerHandle:
 
 
 @dataclass
+class _HandOut:
+    """How handing a version out went. `refused`: the errors when it serves nowhere (the old version still serves
+    everywhere); else which slots did not confirm it (unanswered) and which need a replacement worker."""
+
+    refused: list[str] | None = None
+    store_failed: bool = False  # refused because the store could not be written
+    unanswered: set[int] = field(default_factory=set)
+    restarting: list[int] = field(default_factory=list)
+    failures_before: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
 class Supervisor:
     settings: Settings
     path: Path
@@ -75,6 +95,8 @@ class Supervisor:
     _failed_starts: dict[int, int] = field(default_factory=dict)  # per worker slot: start attempts that failed
     _preparing: bool = False  # a valid version is being prepared in the workers (not ready: it is about to change)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    store: ConfigStore | None = None  # opened in `run` (from settings.store unless given)
+    static: GatewayConfig = field(init=False)  # the routes file's config as last loaded (set in `run`)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def run(self, demo_listen: str | None = None) -> int:
@@ -89,6 +111,7 @@ class Supervisor:
         self._started = asyncio.Condition()  # notified after every worker start attempt, whatever its outcome
         self._install_signals()  # first: a signal during start-up is acted on, never fatal
         async with contextlib.AsyncExitStack() as stack:
+            await self._open_store(stack)
             self.sock = _bind("data port", self.settings.listen)
             stack.callback(self.sock.close)
             admin_sock = _bind("admin listener", self.settings.admin.listen)
@@ -284,33 +307,16 @@ class Supervisor:
         """
         async with self._version_lock:  # never while a worker starts: it gets this version too
             try:
-                snapshot = compile_snapshot(self.path, self.registry, self.settings, self.snapshot.version + 1)
+                static = compile_snapshot(self.path, self.registry, self.settings, 0).config
+                snapshot = Snapshot.of(self._merged(static, stored_routes(self._store.current())), self._next())
             except ConfigError as exc:
                 return self._refused([str(issue) for issue in exc.issues])
-            # Two phases, so a version serves in every worker or in none: each live worker builds it and starts its
-            # filters (prepare), and only when every one of them could is it swapped in (commit); else abort.
-            live = [w for w in self.workers if w.process.returncode is None]
-            self._preparing = True
-            try:
-                replies = await asyncio.gather(*(self._prepare(w, snapshot) for w in live), return_exceptions=True)
-            finally:
-                self._preparing = False
-            prepared = [w for w, r in zip(live, replies, strict=True) if r == []]
-            # A worker that died while preparing counts as a refusal: the new version may be what killed it, so
-            # it serves nowhere and the replacement starts on the version that still serves everywhere.
-            failed = [r for r in replies if r != []]
-            if failed:
-                await asyncio.gather(*(self._abort(w, snapshot.version) for w in live), return_exceptions=True)
-                return self._refused(_errors(failed[0]))
-            self.snapshot = snapshot
-            commits = await asyncio.gather(*(self._commit(w) for w in prepared), return_exceptions=True)
-            confirmed = {w.index for w, r in zip(prepared, commits, strict=True) if r is True}
-            # No answer in time: the worker lives on the old version.
-            unanswered = {w.index for w, r in zip(prepared, commits, strict=True) if r is not True}
-            unanswered -= {w.index for w, r in zip(prepared, commits, strict=True) if isinstance(r, ConnectionError)}
-            # Dead before the hand-out, or died during it (its channel broke): a replacement has to start on it.
-            restarting = [w.index for w in self.workers if w.index not in confirmed | unanswered]
-            failures_before = dict(self._failed_starts)
+            changed = _changed_ids(self.static, static)
+            out = await self._hand_out(snapshot, self._record(snapshot, "file", "routes file reloaded", changed))
+            if out.refused is not None:
+                return self._refused(out.refused)
+            self.static = static
+            unanswered, restarting, failures_before = out.unanswered, out.restarting, out.failures_before
         # Waiting here, outside the version lock, lets the replacements start (they take that lock).
         pending = len(restarting) if unanswered else await self._replaced(restarting, snapshot.version, failures_before)
         ok = not unanswered and not pending
@@ -326,6 +332,144 @@ class Supervisor:
                 len(unanswered),
             )
         return ok
+
+    async def _hand_out(self, snapshot: Snapshot, record: VersionRecord) -> _HandOut:
+        """Serve `snapshot` in every worker or in none, and store `record` (the version it is) in between.
+
+        The caller holds the version lock. Two phases: each live worker builds it and starts its filters (prepare);
+        only when every one could is the record stored (durably: what serves is never lost) and the version swapped
+        in everywhere (commit). A refusal, a worker dying while preparing or a store that cannot be written aborts
+        the version in every worker: the old one keeps serving everywhere.
+        """
+        live = [w for w in self.workers if w.process.returncode is None]
+        self._preparing = True
+        try:
+            replies = await asyncio.gather(*(self._prepare(w, snapshot) for w in live), return_exceptions=True)
+        finally:
+            self._preparing = False
+        prepared = [w for w, r in zip(live, replies, strict=True) if r == []]
+        # A worker that died while preparing counts as a refusal: the new version may be what killed it, so
+        # it serves nowhere and the replacement starts on the version that still serves everywhere.
+        failed: list[list[str] | BaseException] = [r for r in replies if r != []]
+        if not failed:
+            try:
+                await self._store.append(record)
+            except StoreError as exc:
+                failed = [[str(exc)]]
+        if failed:
+            await asyncio.gather(*(self._abort(w, snapshot.version) for w in live), return_exceptions=True)
+            return _HandOut(refused=_errors(failed[0]), store_failed=not any(r != [] for r in replies))
+        self.snapshot = snapshot
+        commits = await asyncio.gather(*(self._commit(w) for w in prepared), return_exceptions=True)
+        confirmed = {w.index for w, r in zip(prepared, commits, strict=True) if r is True}
+        # No answer in time: the worker lives on the old version.
+        unanswered = {w.index for w, r in zip(prepared, commits, strict=True) if r is not True}
+        unanswered -= {w.index for w, r in zip(prepared, commits, strict=True) if isinstance(r, ConnectionError)}
+        # Dead before the hand-out, or died during it (its channel broke): a replacement has to start on it.
+        restarting = [w.index for w in self.workers if w.index not in confirmed | unanswered]
+        self._audit(record)
+        return _HandOut(unanswered=unanswered, restarting=restarting, failures_before=dict(self._failed_starts))
+
+    # -- dynamic routes ---------------------------------------------------------------------------------------
+    @property
+    def config_store(self) -> ConfigStore:
+        """The store (the admin API reads versions from it)."""
+        return self._store
+
+    @property
+    def _store(self) -> ConfigStore:
+        assert self.store is not None, "the store is opened at the start of run()"
+        return self.store
+
+    def _next(self) -> int:
+        return self._store.current().version + 1
+
+    def _merged(self, static: GatewayConfig, routes: list[tuple[str, Any]]) -> GatewayConfig:
+        return with_dynamic(static, routes, self.registry, self.settings)
+
+    def _record(self, snapshot: Snapshot, author: str, reason: str, changed: list[str]) -> VersionRecord:
+        config = snapshot.config
+        dynamic = tuple(r.to_wire() for r in config.routes if r.id in config.dynamic_ids)
+        static = tuple(redact_view(r, config.env_values) for r in config.routes if r.id not in config.dynamic_ids)
+        return VersionRecord(
+            snapshot.version, now(), author, reason, snapshot.checksum, dynamic, static, tuple(changed)
+        )
+
+    def _audit(self, record: VersionRecord) -> None:
+        """One line per applied version: who, why, which routes (the reason may quote an env secret: redacted)."""
+        reason = redact_message(record.reason, self.snapshot.config.env_values)
+        audit.info(
+            "version %d applied: author=%s reason=%s routes=%s",
+            record.version,
+            record.author,
+            json.dumps(reason),
+            ",".join(record.changed) or "-",
+        )
+
+    async def _open_store(self, stack: contextlib.AsyncExitStack) -> None:
+        """Open the store, merge its dynamic routes with the routes file, and make that the first version to serve
+        (a new version, author `file`, when it differs from the stored current one). StartError when the store
+        cannot be opened or its routes no longer validate with the file (the message names both)."""
+        self.static = self.snapshot.config
+        if self.store is None:
+            self.store = open_store(self.settings.store)
+        try:
+            await self.store.open()
+        except StoreError as exc:
+            raise StartError(str(exc)) from None
+        stack.push_async_callback(self.store.close)
+        if self.settings.store.effective_kind() == "memory":
+            log.warning("dynamic routes are kept in memory and will not survive a restart: set store.path to keep them")
+        current = self.store.current()
+        try:
+            snapshot = Snapshot.of(self._merged(self.static, stored_routes(current)), current.version)
+        except ConfigError as exc:
+            issues = "; ".join(str(issue) for issue in exc.issues)
+            raise StartError(
+                f"the stored dynamic routes ({self.store.where}) do not fit the routes file: {issues}"
+            ) from None
+        if snapshot.checksum != current.checksum:
+            snapshot = Snapshot.of(snapshot.config, current.version + 1)
+            record = self._record(snapshot, "file", "routes file loaded at start", [r.id for r in self.static.routes])
+            try:
+                await self.store.append(record)
+            except StoreError as exc:
+                raise StartError(str(exc)) from None
+            self._audit(record)
+        self.snapshot = snapshot
+        log.info("routes version %d (store %s)", snapshot.version, self.store.where)
+
+    async def change(self, plan_of: Any, author: str, reason: str, expected: int | None) -> tuple[int, Plan]:
+        """Apply a change of the dynamic routes in every worker: `plan_of(current record)` gives the new routes
+        (raising ChangeRefused). Returns (the new version, the plan). ChangeRefused: 412 when `expected` is not the
+        current version, 400 when the result does not validate (problems by pointer) or a worker refused it, 503
+        when the store could not be written; nothing changed then."""
+        async with self._version_lock:
+            current = self._store.current()
+            if expected is not None and expected != current.version:
+                raise ChangeRefused(412, f"the current version is {current.version}, not {expected}")
+            if self.draining:
+                raise ChangeRefused(503, "the gateway is draining")
+            planned: Plan = plan_of(current)
+            snapshot = self._validated(planned)
+            out = await self._hand_out(snapshot, self._record(snapshot, author, reason, planned.changed))
+            if out.refused is not None:
+                raise ChangeRefused(503 if out.store_failed else 400, "; ".join(out.refused))
+        return snapshot.version, planned
+
+    def check(self, plan_of: Any) -> Plan:
+        """Dry run of `change`: ChangeRefused with every problem, or the plan that would apply."""
+        planned: Plan = plan_of(self._store.current())
+        self._validated(planned)
+        return planned
+
+    def _validated(self, planned: Plan) -> Snapshot:
+        try:
+            return Snapshot.of(self._merged(self.static, planned.routes), self._next())
+        except ConfigError as exc:
+            raise ChangeRefused(
+                400, "the change does not validate", [Problem(i.pointer, i.message) for i in exc.issues]
+            ) from None
 
     async def _replaced(self, indices: list[int], version: int, failures_before: dict[int, int]) -> int:
         """Wait until every slot in `indices` serves `version` through a replacement worker, or until one of those
@@ -475,3 +619,10 @@ async def _start_demo(listen: str | None) -> web.AppRunner | None:
         raise StartError(f"cannot bind the demo upstream to {where}: {exc.strerror or exc}") from exc
     log.info("demo echo backend on %s (pid %d)", where, os.getpid())
     return runner
+
+
+def _changed_ids(before: GatewayConfig, after: GatewayConfig) -> list[str]:
+    """The ids of the static routes a reload added, removed or changed."""
+    old = {r.id: r.to_wire() for r in before.routes if r.id not in before.dynamic_ids}
+    new = {r.id: r.to_wire() for r in after.routes}
+    return [i for i in {**old, **new} if old.get(i) != new.get(i)]

@@ -142,11 +142,17 @@ class GatewayConfig:
     defaults_path: str = "default-filters"
     #: line of each route, predicate and filter entry, by YAML path: build errors in a worker say where
     lines: Mapping[str, int] = field(default_factory=dict)
+    #: ids of the routes that came from the admin API (the rest are the routes file's)
+    dynamic_ids: frozenset[str] = frozenset()
 
     def issue(self, path: str, message: str) -> ConfigIssue:
         """A problem found after validation (a plugin's build or start failing), at `path` of this config."""
         # SECURITY: a plugin's message may quote a value that came from ${env:...}; it goes to logs and stderr.
         return ConfigIssue(self.source, path, redact_message(message, self.env_values), self.lines.get(path))
+
+    def source_of(self, route_id: str) -> str:
+        """`dynamic` for a route added through the admin API, `static` for one from the routes file."""
+        return "dynamic" if route_id in self.dynamic_ids else "static"
 
     def path_of(self, index: int) -> str:
         """The YAML path of `routes[index]` (its place in the file)."""
@@ -167,6 +173,7 @@ class GatewayConfig:
             "route_paths": list(self.route_paths),
             "defaults_path": self.defaults_path,
             "lines": dict(self.lines),
+            "dynamic_ids": sorted(self.dynamic_ids),
         }
 
     @classmethod
@@ -187,6 +194,7 @@ class GatewayConfig:
             route_paths=tuple(data["route_paths"]),
             defaults_path=data["defaults_path"],
             lines=dict(data["lines"]),
+            dynamic_ids=frozenset(data["dynamic_ids"]),
         )
 
 

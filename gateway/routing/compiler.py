@@ -5,8 +5,9 @@ The pipeline is parse (gateway.config.source) → validate (here) → build (gat
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,7 @@ def validate(
     seen: set[str] = set()
     entries = [c.entry(item, join(c.key("routes"), i), seen) for i, item in enumerate(raw_routes)]
     _check_generated_ids(c, entries, seen)
-    _check_uses(c, [(join(c.key("routes"), i), e) for i, e in enumerate(entries) if e is not None])
+    _check_uses(c, [_use(join(c.key("routes"), i), e) for i, e in enumerate(entries) if e is not None])
     globalcors = None
     if "globalcors" in data:
         globalcors = validate_model(GlobalCors, data["globalcors"] or {}, c.key("globalcors"), c.fail)
@@ -213,15 +214,22 @@ def validate(
     )
 
 
-def _check_uses(c: _Compiler, entries: list[tuple[str, _Entry]]) -> None:
+_Use = tuple[str, str, Components, Components]  # (YAML path, route id, predicates, filters)
+
+
+def _use(path: str, entry: _Entry) -> _Use:
+    return path, entry.definition.id, entry.predicates, entry.filters
+
+
+def _check_uses(c: _Compiler, entries: list[_Use]) -> None:
     """Run each spec's `check_uses` over all its uses in this config (one Weight per route and group, say): checks
     across routes happen here, at validation, never in a build function that only workers run."""
     uses: dict[tuple[str, str], list[tuple[str, str, Any]]] = {}  # (kind, spec) -> (path, route id, config)
-    for path, entry in entries:
-        for kind, components in (("predicates", entry.predicates), ("filters", entry.filters)):
+    for path, route_id, predicates, filters in entries:
+        for kind, components in (("predicates", predicates), ("filters", filters)):
             for j, (definition, config) in enumerate(components):
                 where = join(join(path, kind), j)
-                uses.setdefault((kind, definition.name), []).append((where, entry.definition.id, config))
+                uses.setdefault((kind, definition.name), []).append((where, route_id, config))
     for (kind, name), found in uses.items():
         specs = c.registry.predicates if kind == "predicates" else c.registry.filters
         check = specs[name].check_uses
@@ -229,6 +237,77 @@ def _check_uses(c: _Compiler, entries: list[tuple[str, _Entry]]) -> None:
             continue
         for index, problem in check([(route_id, config) for _, route_id, config in found]):
             c.fail(found[index][0], problem)
+
+
+def with_dynamic(
+    static: GatewayConfig,
+    routes: Sequence[tuple[str, Any]],
+    registry: Registry,
+    settings: Settings,
+    name: str = "<admin>",
+) -> GatewayConfig:
+    """`static` (a validated routes file) plus dynamic routes, validated together: the config that serves.
+
+    `routes` are (path, route data) pairs, the path being where a problem with that route is reported (a JSON
+    pointer's steps in YAML-path form: `operations[0].route`). Dynamic routes see the file's `upstreams:` and take
+    part in the checks across routes; they come after the static ones, so at equal `order` a static route matches
+    first. Every dynamic route needs an id, and none may equal a static one (the message names both). Raises
+    ConfigError listing every problem; side-effect free, like `validate`.
+    """
+    c = _Compiler(Document(name, {"routes": [route for _, route in routes]}), registry, settings)
+    c.pool_names = set(static.upstreams)
+    static_ids = {route.id: static.path_of(i) for i, route in enumerate(static.routes)}
+    seen: set[str] = set()
+    entries: list[tuple[str, _Entry]] = []
+    for path, item in routes:
+        route_id = item.get("id") if isinstance(item, dict) else None
+        if isinstance(route_id, str) and route_id in static_ids:
+            where = f"{static.source}: {static_ids[route_id]}"
+            c.fail(
+                join(path, "id"),
+                f"{route_id!r} is the id of a static route ({where}); static routes change "
+                "only by editing the routes file",
+            )
+            continue
+        if isinstance(item, dict) and item.get("id") is None:
+            c.fail(join(path, "id"), "a dynamic route needs an id")
+            continue
+        entry = c.entry(item, path, seen)
+        if entry is not None:
+            entries.append((path, entry))
+    _check_uses(c, [*_static_uses(c, static), *(_use(path, e) for path, e in entries)])
+    if c.issues:
+        raise ConfigError(c.issues)
+    return dataclasses.replace(
+        static,
+        routes=static.routes + tuple(e.definition for _, e in entries),
+        route_paths=tuple(static.path_of(i) for i in range(len(static.routes))) + tuple(p for p, _ in entries),
+        dynamic_ids=frozenset(e.definition.id for _, e in entries),
+    )
+
+
+def _static_uses(c: _Compiler, static: GatewayConfig) -> list[_Use]:
+    """The static routes' parsed components, for the checks across routes (they validated: parsing them again
+    reports nothing)."""
+    uses = []
+    for i, route in enumerate(static.routes):
+        path = static.path_of(i)
+        found: list[Components] = []
+        for kind, specs, components in (
+            ("predicate", c.registry.predicates, route.predicates),
+            ("filter", c.registry.filters, route.filters),
+        ):
+            parsed = [
+                parse_component(d.to_data(), join(path, f"{kind}s[{j}]"), specs, kind, c.registry.origins, _ignore)
+                for j, d in enumerate(components)
+            ]
+            found.append([p for p in parsed if p is not None])
+        uses.append((path, route.id, found[0], found[1]))
+    return uses
+
+
+def _ignore(path: str, message: str) -> None:
+    """A static route validated already; a problem parsing it again would be a bug reported where it was read."""
 
 
 def _entry_lines(

@@ -116,10 +116,11 @@ class ConfigStore(Protocol):
 
 def open_store(settings: StoreSettings) -> ConfigStore:
     """The store `settings` ask for, not yet opened (`await store.open()`)."""
-    from gateway.store.file import FileStore
-    from gateway.store.memory import MemoryStore
-
     if settings.effective_kind() == "file":
+        from gateway.store.file import FileStore
+
         assert settings.path is not None  # the settings validator requires a path for kind file
         return FileStore(settings.path, settings.history)
+    from gateway.store.memory import MemoryStore
+
     return MemoryStore(settings.history)
