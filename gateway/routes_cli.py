@@ -165,7 +165,9 @@ def _apply(admin: Admin, args: argparse.Namespace) -> int:
         errors = refused.problem.get("errors")
         if not isinstance(errors, list) or not errors:
             raise
-        raise CliFailure(EXIT_REFUSED, *_located(routes.issue_at, errors)) from None
+        # A 400 is its errors; any other refusal (409: a static id) says first what it is, then where.
+        summary = [] if refused.status == 400 else [f"error: {refused.summary()}"]
+        raise CliFailure(EXIT_REFUSED, *summary, *_located(routes.issue_at, errors)) from None
     if args.dry_run:
         if not answer.get("valid"):
             raise CliFailure(EXIT_REFUSED, *_located(routes.issue_at, answer.get("errors", [])))
@@ -189,7 +191,8 @@ def _located(issue_at: Callable[[str, str], object], errors: list[Any]) -> list[
 
 
 def _delete(admin: Admin, args: argparse.Namespace) -> int:
-    _, answer = admin.call("DELETE", f"/admin/v1/routes/{_quoted(args.id)}")
+    reason = urllib.parse.urlencode({"reason": args.reason or f"sluicegate routes delete {args.id}"})
+    _, answer = admin.call("DELETE", f"/admin/v1/routes/{_quoted(args.id)}?{reason}")
     print(f"deleted {args.id}: version {answer.get('version')}")
     return 0
 
@@ -306,6 +309,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     apply.add_argument("--dry-run", action="store_true", help="validate on the gateway, change nothing")
     delete = sub.add_parser("delete", parents=[common], help="delete a dynamic route")
     delete.add_argument("id")
+    delete.add_argument("--reason", help="recorded with the version (default: the command)")
     diff = sub.add_parser("diff", parents=[common, reads], help="routes added, removed and changed between versions")
     diff.add_argument("--from", dest="from_version", type=int, metavar="N", help="default: the version before --to")
     diff.add_argument("--to", dest="to_version", type=int, metavar="M", help="default: the current version")

@@ -192,6 +192,7 @@ async def test_delete_history_diff_and_rollback(tmp_path: Path, start_upstream: 
         assert any(line.startswith(f"* {deleted.version()} ") for line in lines), history.stdout
         assert any(line.split()[0] == str(second.version()) and line.endswith("move to two") for line in lines)
         assert "sluicegate routes apply -f" in history.stdout and "admin" in history.stdout
+        assert lines[-2].endswith("sluicegate routes delete dyn")
         versions = json.loads((await sluicegate_routes(gw, "history", "--json")).stdout)
         assert versions["current"] == deleted.version()
         rolled = await sluicegate_routes(gw, "rollback", str(second.version()), "--reason", "undo the delete")
@@ -216,6 +217,35 @@ async def test_the_token_file_the_gateway_wrote_is_found(tmp_path: Path) -> None
         none = await sluicegate_routes(gw, "list", token=None, env={"XDG_RUNTIME_DIR": str(elsewhere)})
         assert none.status == 2 and "SLUICEGATE_ADMIN__TOKEN" in none.stderr
         assert str(elsewhere / "sluicegate" / f"admin-{gw.admin_port}.token") in none.stderr
+
+
+async def test_the_readme_demo(tmp_path: Path) -> None:
+    """README's demo: the shipped routes.yaml with no admin token configured, then `sluicegate routes apply -f
+    examples/dynamic-route.yaml` (token from the generated file), `list`, and a request through the new route
+    (the demo backend moved to a free port, in both files)."""
+    demo = free_port()
+    shipped = (ROOT / "routes.yaml").read_text(encoding="utf-8").replace("127.0.0.1:8081", f"127.0.0.1:{demo}")
+    example = (ROOT / "examples" / "dynamic-route.yaml").read_text(encoding="utf-8")
+    assert "127.0.0.1:8081" in example
+    (tmp_path / "dynamic-route.yaml").write_text(example.replace("127.0.0.1:8081", f"127.0.0.1:{demo}"))
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {"XDG_RUNTIME_DIR": str(runtime)}
+    async with run_gateway(tmp_path, shipped, env=env, admin_token=None) as gw:
+        applied = await sluicegate_routes(gw, "apply", "-f", str(tmp_path / "dynamic-route.yaml"), token=None, env=env)
+        assert applied.status == 0 and applied.stdout.startswith("applied dyn: version "), applied
+        listed = await sluicegate_routes(gw, "list", token=None, env=env)
+        assert any(line.split()[:2] == ["dyn", "dynamic"] for line in listed.stdout.splitlines()), listed
+        assert any(line.split()[:2] == ["echo", "static"] for line in listed.stdout.splitlines())
+
+        async def echoed() -> dict[str, object] | None:
+            async with gw.session.get(gw.url("/dyn/hello"), timeout=CLIENT_TIMEOUT) as resp:
+                return await resp.json() if resp.status == 200 else None
+
+        echo = await eventually(echoed, "/dyn/hello through the dynamic route")
+        assert echo["path"] == "/hello"
+        headers = echo["headers"]
+        assert isinstance(headers, list) and ["X-Added-By", "sluicegate routes apply"] in headers
 
 
 async def test_a_wrong_token_is_refused(tmp_path: Path) -> None:
