@@ -1,4 +1,4 @@
-"""The memory store: the history lives in the supervisor's memory and is lost at restart (a warning says so)."""
+"""The memory store: versions live in this process only (lost at restart), and the history rules every kind shares."""
 
 from __future__ import annotations
 
@@ -7,29 +7,60 @@ from collections.abc import Sequence
 from gateway.store.base import StoreError, VersionRecord, fresh_record
 
 
+def appended(
+    kept: Sequence[VersionRecord], record: VersionRecord, history: int, where: str
+) -> tuple[VersionRecord, ...]:
+    """`kept` with `record` appended and the oldest versions pruned to `history`; `kept` is left as it is.
+
+    Raises StoreError unless `record` is numbered `current + 1`: a gap or a repeat would make `get` and rollback
+    targets ambiguous, and it means the one writer lost track of the current version.
+    """
+    if not kept:
+        raise StoreError(f"store {where} is not open")
+    expected = kept[-1].version + 1
+    if record.version != expected:
+        raise StoreError(f"store {where}: cannot append version {record.version}, the next version is {expected}")
+    return (*kept, record)[-history:]
+
+
+def find(kept: Sequence[VersionRecord], version: int) -> VersionRecord | None:
+    """The kept version numbered `version`, or None (never made, or pruned). Kept versions are consecutive."""
+    if not kept:
+        return None
+    index = version - kept[0].version
+    if 0 <= index < len(kept):
+        return kept[index]
+    return None
+
+
 class MemoryStore:
+    """Versions kept in this process: nothing to lock, nothing survives a restart (the gateway warns at start)."""
+
     where = "memory"
 
     def __init__(self, history: int) -> None:
+        if history < 1:
+            raise ValueError("history must keep at least the current version")
         self.history = history
-        self._versions: list[VersionRecord] = []
+        self._kept: tuple[VersionRecord, ...] = ()
 
     async def open(self) -> None:
-        self._versions = [fresh_record()]
+        if not self._kept:
+            self._kept = (fresh_record(),)
 
     def current(self) -> VersionRecord:
-        return self._versions[-1]
+        if not self._kept:
+            raise StoreError(f"store {self.where} is not open")
+        return self._kept[-1]
 
     def versions(self) -> Sequence[VersionRecord]:
-        return tuple(self._versions)
+        return self._kept
 
     def get(self, version: int) -> VersionRecord | None:
-        return next((r for r in self._versions if r.version == version), None)
+        return find(self._kept, version)
 
     async def append(self, record: VersionRecord) -> None:
-        if record.version != self.current().version + 1:
-            raise StoreError(f"store memory: version {record.version} does not follow {self.current().version}")
-        self._versions = [*self._versions, record][-self.history :]
+        self._kept = appended(self._kept, record, self.history, self.where)
 
     async def close(self) -> None:
-        return None
+        """Nothing to release; the versions stay readable (a closed memory store is still the same history)."""
