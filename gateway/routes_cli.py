@@ -66,7 +66,11 @@ class Admin:
     def call(self, method: str, path: str, body: Any = None) -> tuple[bytes, Any]:
         """(raw body, parsed JSON) of a 2xx answer. Raises Refused on an error status, CliFailure(3) when the
         listener cannot be reached or does not answer HTTP."""
-        data = None if body is None else orjson.dumps(body)
+        try:
+            # YAML allows mapping keys that are not strings (`0: x`); JSON's are strings, so send them as such.
+            data = None if body is None else orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError as exc:  # a YAML value JSON has no form for (!!binary, !!set)
+            raise CliFailure(EXIT_REFUSED, f"error: the request cannot be sent as JSON: {exc}") from None
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
         request.add_header("Accept", "application/json")

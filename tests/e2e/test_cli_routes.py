@@ -48,7 +48,11 @@ class Result:
 
 
 async def sluicegate_routes(
-    gw: GatewayProcess | int, *args: str, token: str | None = ADMIN_TOKEN, env: Mapping[str, str] | None = None
+    gw: GatewayProcess | int,
+    *args: str,
+    token: str | None = ADMIN_TOKEN,
+    env: Mapping[str, str] | None = None,
+    stdin: str = "",
 ) -> Result:
     """`python -m gateway routes ARGS --admin http://127.0.0.1:<admin port>` with `token` as SLUICEGATE_ADMIN__TOKEN
     (None: unset) and an empty XDG_RUNTIME_DIR unless `env` says otherwise; `gw` may be just a port."""
@@ -65,7 +69,7 @@ async def sluicegate_routes(
         cwd=ROOT,
     )
     async with asyncio.timeout(GUARD * 4):  # a guard against a hang
-        out, err = await proc.communicate()
+        out, err = await proc.communicate(stdin.encode())
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
 
@@ -121,10 +125,11 @@ async def test_apply_list_get_and_traffic(tmp_path: Path, start_upstream: StartU
         got = await sluicegate_routes(gw, "get", "dyn")
         route = yaml.safe_load(got.stdout)
         assert route["id"] == "dyn" and route["source"] == "dynamic" and route["uri"] == dynamic.url
-        # What `get` prints applies back as it is (its `source` is dropped), as a lone route mapping.
-        (tmp_path / "got.yaml").write_text(got.stdout, encoding="utf-8")
-        again = await sluicegate_routes(gw, "apply", "-f", str(tmp_path / "got.yaml"), "--reason", "round trip")
-        assert again.status == 0, again.stderr
+        # What `get` prints applies back as it is (its `source` is dropped), as a lone route mapping, from stdin.
+        again = await sluicegate_routes(gw, "apply", "-f", "-", "--reason", "round trip", stdin=got.stdout)
+        assert again.status == 0 and again.version() == applied.version() + 1, again
+        binary = await sluicegate_routes(gw, "apply", "-f", "-", stdin="id: b\nuri: !!binary aGk=\n")
+        assert binary.status == 1 and "cannot be sent as JSON" in binary.stderr, binary
         missing = await sluicegate_routes(gw, "get", "nope")
         assert missing.status == 1 and "nope" in missing.stderr
 
