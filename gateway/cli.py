@@ -1,4 +1,4 @@
-"""`sluicegate`: run the gateway, validate a routes file, list filters, start the demo backend."""
+"""`sluicegate`: run the gateway, validate a routes file, list filters, start the demo backend, manage routes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from gateway import routes_cli
 from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.launch import EarlySignals
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Without a command this help is printed and the exit status is 2. `sluicegate run` starts the gateway.",
     )
     parser.add_argument("--version", action="version", version=_version())
-    sub = parser.add_subparsers(dest="command", metavar="{run,validate,filters,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,validate,filters,demo,routes}")
     run = sub.add_parser("run", help="start the gateway")
     run.add_argument("--config", type=Path, default=Path("routes.yaml"), help="routes file (default ./routes.yaml)")
     run.add_argument("--listen", help="data port HOST:PORT (default 0.0.0.0:8080)")
@@ -59,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo = sub.add_parser("demo", help="run only the built-in echo backend")
     demo.add_argument("--listen", default="127.0.0.1:8081", help="HOST:PORT (default 127.0.0.1:8081)")
+    routes = sub.add_parser("routes", help="list and change a running gateway's routes (admin API)")
+    routes_cli.configure(routes)
+    routes.set_defaults(routes_parser=routes)
     return parser
 
 
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None, early: EarlySignals | None = None) -> in
             return _validate(args)
         if args.command == "filters":
             return _filters(args.format, args.builtin)
+        if args.command == "routes":
+            return routes_cli.run(args, args.routes_parser)
         return _demo(args.listen)
     except ConfigError as exc:
         for issue in exc.issues:
