@@ -31,6 +31,7 @@ from aiohttp import web
 
 from gateway.admin import admin_app
 from gateway.admin_token import UnsafeTokenDirectory, admin_tokens, remove_token
+from gateway.adminapi.views import route_views
 from gateway.changes import ChangeRefused, Plan
 from gateway.config.definitions import GatewayConfig
 from gateway.config.redact import redacted_routes
@@ -488,6 +489,7 @@ class Supervisor:
                 {"index": w.index, "pid": w.process.pid, "version": w.version, "ready": w.ready} for w in self.workers
             ],
             **redacted_routes(self.snapshot.config),
+            "routes": route_views(self.snapshot.config),  # each marked static or dynamic
         }
 
     def _admin_tokens(self, port: int, stack: contextlib.AsyncExitStack) -> dict[str, str] | None:

@@ -32,12 +32,21 @@ _LINKS = [
 ]
 
 
+def _value(value: Any) -> str:
+    """An arg as SCG's toString shows it: lists as `[a, b]`, mappings as `{k=v}`."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def _text(view: Any) -> str:
     """A redacted component view (`Name=value` or {name, args}) as SCG's verbose text: `Name: value`."""
     if isinstance(view, str):
         name, _, value = view.partition("=")
         return f"{name}: {value}" if value else name
-    args = ", ".join(f"{key} = {value}" for key, value in view["args"].items())
+    args = ", ".join(f"{key} = {_value(value)}" for key, value in view["args"].items())
     return f"{view['name']}: {args}" if args else str(view["name"])
 
 
