@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from gateway.store.base import StoreError, VersionRecord, fresh_record
-from gateway.store.memory import appended, find
+from gateway.store.memory import KeptVersions, appended
 
 FORMAT = "sluicegate-store/1"
 
@@ -72,7 +72,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class FileStore:
+class FileStore(KeptVersions):
     """The history in one JSON file at `path` (its directory must exist), locked for this gateway while open."""
 
     def __init__(self, path: Path, history: int) -> None:
@@ -95,17 +95,6 @@ class FileStore:
         if self._lock_fd is not None:
             return
         await asyncio.to_thread(self._open)
-
-    def current(self) -> VersionRecord:
-        if not self._kept:
-            raise StoreError(f"store {self.where} is not open")
-        return self._kept[-1]
-
-    def versions(self) -> Sequence[VersionRecord]:
-        return self._kept
-
-    def get(self, version: int) -> VersionRecord | None:
-        return find(self._kept, version)
 
     async def append(self, record: VersionRecord) -> None:
         if self._lock_fd is None:

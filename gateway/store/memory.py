@@ -33,20 +33,11 @@ def find(kept: Sequence[VersionRecord], version: int) -> VersionRecord | None:
     return None
 
 
-class MemoryStore:
-    """Versions kept in this process: nothing to lock, nothing survives a restart (the gateway warns at start)."""
+class KeptVersions:
+    """The reading half every kind shares: the kept versions, oldest first, the last one current."""
 
-    where = "memory"
-
-    def __init__(self, history: int) -> None:
-        if history < 1:
-            raise ValueError("history must keep at least the current version")
-        self.history = history
-        self._kept: tuple[VersionRecord, ...] = ()
-
-    async def open(self) -> None:
-        if not self._kept:
-            self._kept = (fresh_record(),)
+    where: str
+    _kept: tuple[VersionRecord, ...] = ()
 
     def current(self) -> VersionRecord:
         if not self._kept:
@@ -58,6 +49,22 @@ class MemoryStore:
 
     def get(self, version: int) -> VersionRecord | None:
         return find(self._kept, version)
+
+
+class MemoryStore(KeptVersions):
+    """Versions kept in this process: nothing to lock, nothing survives a restart (the gateway warns at start)."""
+
+    where = "memory"
+
+    def __init__(self, history: int) -> None:
+        if history < 1:
+            raise ValueError("history must keep at least the current version")
+        self.history = history
+        self._kept = ()
+
+    async def open(self) -> None:
+        if not self._kept:
+            self._kept = (fresh_record(),)
 
     async def append(self, record: VersionRecord) -> None:
         self._kept = appended(self._kept, record, self.history, self.where)

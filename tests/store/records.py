@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 from gateway.store import VersionRecord
+from gateway.store.file import FileStore
+
+
+@contextlib.asynccontextmanager
+async def opened(path: Path, history: int) -> AsyncIterator[FileStore]:
+    """A FileStore on `path`, open for the block and closed after it (its lock released) whatever happens."""
+    store = FileStore(path, history)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def big_record(version: int, routes: int = 200) -> VersionRecord:

@@ -19,7 +19,7 @@ import pytest
 from gateway.settings import StoreSettings
 from gateway.store import StoreError, VersionRecord, open_store
 from gateway.store.file import FORMAT, FileStore
-from tests.store.records import big_record
+from tests.store.records import big_record, opened
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,16 +34,12 @@ def temps(directory: Path) -> list[str]:
 
 async def test_missing_file_is_created_at_once_with_version_0(tmp_path: Path) -> None:
     path = tmp_path / "routes-store.json"
-    store = FileStore(path, history=5)
-    await store.open()
-    try:
+    async with opened(path, 5) as store:
         assert store.current().version == 0
         document = orjson.loads(path.read_bytes())
         assert document["format"] == FORMAT
         assert [v["version"] for v in document["versions"]] == [0]
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    finally:
-        await store.close()
 
 
 async def test_append_writes_durably_and_reopen_sees_the_same_history(tmp_path: Path) -> None:
@@ -86,40 +82,30 @@ async def test_a_lower_history_at_reopen_prunes_the_oldest(tmp_path: Path) -> No
 
 async def test_append_refuses_a_version_that_is_not_the_next_and_leaves_the_file(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
-    store = FileStore(path, history=5)
-    await store.open()
-    try:
+    async with opened(path, 5) as store:
         await store.append(small(1))
         before = path.read_bytes()
         with pytest.raises(StoreError, match="cannot append version 3, the next version is 2"):
             await store.append(small(3))
         assert path.read_bytes() == before
         assert store.current().version == 1
-    finally:
-        await store.close()
 
 
 async def test_no_temp_files_are_left_and_the_file_is_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
-    store = FileStore(path, history=5)
-    await store.open()
-    try:
+    async with opened(path, 5) as store:
         for n in range(1, 4):
             await store.append(small(n))
         assert temps(tmp_path) == []
         assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.json.lock"]
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(store.lock_path.stat().st_mode) == 0o600
-    finally:
-        await store.close()
 
 
 async def test_a_failed_write_changes_nothing(tmp_path: Path) -> None:
     """A real failure, no mocks: a non-empty directory where the file was makes the rename fail (even for root)."""
     path = tmp_path / "s.json"
-    store = FileStore(path, history=5)
-    await store.open()
-    try:
+    async with opened(path, 5) as store:
         await store.append(small(1))
         path.unlink()
         path.mkdir()
@@ -133,17 +119,13 @@ async def test_a_failed_write_changes_nothing(tmp_path: Path) -> None:
         path.rmdir()
         await store.append(small(2))  # the store recovers once the disk does: still numbered from version 1
         assert [v["version"] for v in orjson.loads(path.read_bytes())["versions"]] == [0, 1, 2]
-    finally:
-        await store.close()
 
 
 async def test_a_cancelled_append_leaves_memory_saying_what_the_disk_says(tmp_path: Path) -> None:
     """Cancelling the awaiting task cannot stop a write its thread already started; once that thread is done the
     in-memory current must be the file's current (else the next append would be numbered from a stale one)."""
     path = tmp_path / "s.json"
-    store = FileStore(path, history=5)
-    await store.open()
-    try:
+    async with opened(path, 5) as store:
         task = asyncio.create_task(store.append(big_record(1)))
         await asyncio.sleep(0)  # let the task reach its thread
         task.cancel()
@@ -152,8 +134,6 @@ async def test_a_cancelled_append_leaves_memory_saying_what_the_disk_says(tmp_pa
         await asyncio.get_running_loop().shutdown_default_executor()  # waits for the write thread to finish
         on_disk = [v["version"] for v in orjson.loads(path.read_bytes())["versions"]]
         assert [v.version for v in store.versions()] == on_disk
-    finally:
-        await store.close()
 
 
 async def test_a_second_open_on_the_same_file_is_refused_until_close(tmp_path: Path) -> None:
@@ -223,12 +203,8 @@ async def test_a_valid_document_written_by_hand_opens(tmp_path: Path) -> None:
     """The counterpart of the corrupt cases: the same builder, valid input, opens (so those cases test the data)."""
     path = tmp_path / "s.json"
     path.write_bytes(VALID)
-    store = FileStore(path, history=5)
-    await store.open()
-    try:
+    async with opened(path, 5) as store:
         assert list(store.versions()) == [small(0), small(1)]
-    finally:
-        await store.close()
 
 
 async def test_a_directory_at_the_path_is_unreadable(tmp_path: Path) -> None:
