@@ -108,7 +108,6 @@ class Supervisor:
         self._started = asyncio.Condition()  # notified after every worker start attempt, whatever its outcome
         self._install_signals()  # first: a signal during start-up is acted on, never fatal
         async with contextlib.AsyncExitStack() as stack:
-            await self._open_store(stack)
             self.sock = _bind("data port", self.settings.listen)
             stack.callback(self.sock.close)
             admin_sock = _bind("admin listener", self.settings.admin.listen)
@@ -116,6 +115,7 @@ class Supervisor:
             demo = await _start_demo(demo_listen)
             if demo is not None:
                 stack.push_async_callback(demo.cleanup)
+            await self._open_store(stack)  # after binding: a busy port fails first, with one line
             tokens = self._admin_tokens(admin_sock.getsockname()[1], stack)
             admin = await self._start_admin(admin_sock, tokens)
             stack.push_async_callback(admin.cleanup)
