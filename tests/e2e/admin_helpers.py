@@ -9,6 +9,7 @@ aiohttp apps on 127.0.0.1. This module is not rewritten by pytest, so it raises 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -51,7 +52,9 @@ async def call(
 ) -> Answer:
     """`method path` on the admin listener with `token`; `body` sent as JSON, or `raw` bytes as they are."""
     sent = {"Authorization": f"Bearer {token}", **(headers or {})}
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    data: io.BytesIO | bytes | None = None if body is None else json.dumps(body).encode()
+    if raw is not None:
+        data = io.BytesIO(raw)  # sent with its Content-Length (a large bytes body would make aiohttp warn)
     if data is not None:
         sent.setdefault("Content-Type", "application/json")
     async with gw.session.request(method, gw.admin_url(path), data=data, headers=sent, timeout=CLIENT_TIMEOUT) as r:
