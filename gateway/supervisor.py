@@ -24,7 +24,7 @@ import signal
 import socket
 import sys
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from aiohttp import web
 
 from gateway.admin import admin_app
 from gateway.admin_token import UnsafeTokenDirectory, admin_tokens, remove_token
-from gateway.changes import ChangeRefused, Plan, Problem, stored_routes
+from gateway.changes import ChangeRefused, Plan, Problem, stored_path, stored_routes
 from gateway.config.definitions import GatewayConfig
 from gateway.config.provenance import redact_message
 from gateway.config.redact import redact_view, redacted_routes
@@ -465,7 +465,15 @@ class Supervisor:
 
     def _validated(self, planned: Plan) -> Snapshot:
         try:
-            return Snapshot.of(self._merged(self.static, planned.routes), self._next())
+            config = self._merged(self.static, planned.routes)
+            # Validated at the request's paths (problems point into its body), served at the stored ones, as a
+            # reload, rollback or restart merges them: the same routes make the same config and checksum whichever
+            # request put them (else a restart sees a change that is none, and a rollback another checksum).
+            paths = tuple(
+                stored_path(r.id) if r.id in config.dynamic_ids else config.path_of(i)
+                for i, r in enumerate(config.routes)
+            )
+            return Snapshot.of(replace(config, route_paths=paths), self._next())
         except ConfigError as exc:
             raise ChangeRefused(
                 400, "the change does not validate", [Problem(i.pointer, i.message) for i in exc.issues]
