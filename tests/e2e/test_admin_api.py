@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from tests.e2e.admin_helpers import (
     start_recorder,
     state,
 )
-from tests.e2e.ops_helpers import routes_yaml, run_gateway, wait_until
+from tests.e2e.ops_helpers import ADMIN_TOKEN, routes_yaml, run_gateway, wait_until
 from tests.e2e.test_ops_reload import rewrite
 
 V1 = "/admin/v1"
@@ -358,7 +359,8 @@ async def test_no_view_and_no_audit_line_shows_a_secret(tmp_path: Path, start_up
             }
         ]
         assert (await call(gw, "POST", "/actuator/gateway/routes/scg", scg)).status == 201  # version 3
-        await ok(gw, "PUT", f"{V1}/routes/d", {**secret_route, "order": 1})  # version 4: d changed
+        # version 4: d changed, with a reason that quotes the env secret (shown nowhere either)
+        await ok(gw, "PUT", f"{V1}/routes/d?reason=rotate%20{SECRET_ENV}", {**secret_route, "order": 1})
         # The secrets are live on the data path ...
         assert await get(gw, "/s/x") == (200, "up /s/x") and upstream.header("/s/x", "X-Api-Key") == [SECRET_ENV]
         assert await get(gw, "/d/x") == (200, "up /d/x")
@@ -388,5 +390,32 @@ async def test_no_view_and_no_audit_line_shows_a_secret(tmp_path: Path, start_up
         assert [c["id"] for c in changed] == ["d"] and set(changed[0]["fields"]) == {"order"}
     audit = [line for line in gw.stderr().splitlines() if "sluicegate.audit" in line]
     assert len(audit) == 4 and "version 4 applied: author=admin" in audit[-1] and "routes=d" in audit[-1], audit
+    assert 'reason="rotate <redacted>"' in audit[-1], audit
     output = gw.stderr() + gw.stdout()
     assert SECRET_ENV not in output and SECRET_LITERAL not in output
+
+
+async def test_chunked_bodies_are_read_whole(tmp_path: Path, start_upstream: StartUpstream) -> None:
+    """A body without Content-Length (chunked) is read to its end: one just under 1 MiB is taken whole, one over
+    it gets 413 (not a parse of whatever arrived first)."""
+    upstream = await start_recorder(start_upstream, "up")
+
+    async def chunked(data: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 1 << 16):
+            yield data[start : start + (1 << 16)]
+
+    async with run_gateway(tmp_path, static_routes(upstream), "--workers", "2") as gw:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+        pad = "x" * 1_000_000
+        near = json.dumps({**route(upstream.url, "/c/**"), "metadata": {"pad": pad}}).encode()
+        assert len(near) < 1 << 20
+        async with gw.session.put(gw.admin_url(f"{V1}/routes/c"), data=chunked(near), headers=headers) as resp:
+            assert resp.status == 201, await resp.text()
+        assert await get(gw, "/c/x") == (200, "up /c/x")
+
+        before = await state(gw)
+        over = json.dumps({**route(upstream.url, "/o/**"), "metadata": {"pad": pad + "x" * (1 << 16)}}).encode()
+        async with gw.session.put(gw.admin_url(f"{V1}/routes/o"), data=chunked(over), headers=headers) as resp:
+            assert resp.status == 413, await resp.text()
+        assert await state(gw) == before
+        assert (await get(gw, "/o/x"))[0] == 404
