@@ -391,6 +391,9 @@ class Supervisor:
         config = snapshot.config
         dynamic = tuple(r.to_wire() for r in config.routes if r.id in config.dynamic_ids)
         static = tuple(redact_view(r, config.env_values) for r in config.routes if r.id not in config.dynamic_ids)
+        # SECURITY: the reason is the client's text and may quote a secret from ${env:...}; the record is shown by
+        # the versions views and kept by the store, so it holds the reason redacted, as the audit line shows it.
+        reason = redact_message(reason, config.env_values)
         return VersionRecord(
             snapshot.version, now(), author, reason, snapshot.checksum, dynamic, static, tuple(changed)
         )
