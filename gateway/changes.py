@@ -66,10 +66,15 @@ def pointer(path: str) -> str:
     return ConfigIssue("", path, "").pointer
 
 
+def stored_path(route_id: str) -> str:
+    """The YAML path a dynamic route is reported at once applied (whichever request put it)."""
+    return join(STORED, route_id)
+
+
 def stored_routes(record: VersionRecord) -> list[tuple[str, Any]]:
     """A version's dynamic routes as route data, each at the path its problems are reported at."""
     routes = [RouteDefinition.from_wire(wire).to_data() for wire in record.dynamic]
-    return [(join(STORED, str(route["id"])), route) for route in routes]
+    return [(stored_path(str(route["id"])), route) for route in routes]
 
 
 def marker_problems(data: Any, path: str = "") -> list[Problem]:

@@ -4,12 +4,13 @@ together, recorded in the store and audited. The supervisor hands each version o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.changes import ChangeRefused, Plan, Problem, stored_routes
+from gateway.changes import ChangeRefused, Plan, Problem, stored_path, stored_routes
 from gateway.config.definitions import GatewayConfig
 from gateway.config.provenance import redact_message
 from gateway.config.redact import redact_view
@@ -77,10 +78,17 @@ class Versions:
     def planned(self, plan: Plan) -> Snapshot:
         """The next version after an admin change. ChangeRefused(400) with every problem by JSON pointer."""
         try:
-            return Snapshot.of(self.merged(self.static, plan.routes), self._next())
+            config = self.merged(self.static, plan.routes)
         except ConfigError as exc:
             problems = [Problem(issue.pointer, issue.message) for issue in exc.issues]
             raise ChangeRefused(400, "the change does not validate", problems) from None
+        # Validated at the request's paths (problems point into its body), served at the stored ones, as a reload,
+        # rollback or restart merges them: the same routes make the same config and checksum whichever request put
+        # them (else a restart sees a change that is none, and a rollback records another checksum).
+        paths = tuple(
+            stored_path(r.id) if r.id in config.dynamic_ids else config.path_of(i) for i, r in enumerate(config.routes)
+        )
+        return Snapshot.of(dataclasses.replace(config, route_paths=paths), self._next())
 
     def _next(self) -> int:
         return self.store.current().version + 1
@@ -91,6 +99,9 @@ class Versions:
         dynamic = tuple(r.to_wire() for r in config.routes if r.id in config.dynamic_ids)
         static = tuple(redact_view(r, config.env_values) for r in config.routes if r.id not in config.dynamic_ids)
         changes = tuple(changed)
+        # SECURITY: the reason is the client's text and may quote a secret from ${env:...}; the record is shown by
+        # the versions views and kept by the store, so it holds the reason redacted, as the audit line shows it.
+        reason = redact_message(reason, config.env_values)
         return VersionRecord(snapshot.version, now(), author, reason, snapshot.checksum, dynamic, static, changes)
 
     def audit(self, record: VersionRecord, config: GatewayConfig) -> None:

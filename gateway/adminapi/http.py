@@ -73,7 +73,10 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
     JSON (with where it broke). An empty body is None when `optional`."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ChangeRefused(413, f"the body is over {MAX_BODY} bytes")
-    body = await request.content.read(MAX_BODY + 1)
+    # read(n) answers with what has arrived (a chunk of a chunked body), not n bytes: read on to the end.
+    body = bytearray()
+    while len(body) <= MAX_BODY and (chunk := await request.content.read(MAX_BODY + 1 - len(body))):
+        body += chunk
     if len(body) > MAX_BODY:
         raise ChangeRefused(413, f"the body is over {MAX_BODY} bytes")
     if optional and not body.strip():
