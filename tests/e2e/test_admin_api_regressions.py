@@ -30,3 +30,21 @@ async def test_actuator_post_of_an_id_with_control_characters_answers_with_an_en
         async with gw.session.get(gw.admin_url(resp.headers["Location"]), headers=headers) as found:
             assert found.status == 200
             assert (await found.json())["route_id"] == route_id
+
+
+async def test_a_version_in_unicode_digits_is_a_bad_request(tmp_path: Path) -> None:
+    # "²" is a digit to str.isdigit but not to int(): versions/{n}, diff's from and to, rollback/{n} and If-Match
+    # answered 500.
+    async with run_gateway(tmp_path, ROUTES) as gw:
+        for method, path, headers in (
+            ("GET", "/admin/v1/versions/%C2%B2", {}),
+            ("GET", "/admin/v1/diff?from=%C2%B2", {}),
+            ("GET", "/admin/v1/diff?to=%C2%B2", {}),
+            ("POST", "/admin/v1/rollback/%C2%B2", {}),
+            ("POST", "/admin/v1/rollback/0", {"If-Match": '"²"'}),
+            ("DELETE", "/admin/v1/routes/x", {"If-Match": 'W/"\u0663"'}),  # ARABIC-INDIC DIGIT THREE
+        ):
+            status, answer, body = await gw.admin_request(method, path, ADMIN_TOKEN, headers)
+            assert status == 400, (method, path, headers, body)
+            assert answer["Content-Type"] == "application/problem+json"
+        assert "Traceback" not in gw.stderr()
