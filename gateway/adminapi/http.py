@@ -71,7 +71,12 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
     JSON (with where it broke). An empty body is None when `optional`."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ChangeRefused(413, f"the body is over {MAX_BODY} bytes")
-    body = await request.content.read(MAX_BODY + 1)
+    body = bytearray()
+    while len(body) <= MAX_BODY:  # read(n) gives what has arrived, up to n: a large body comes in several reads
+        chunk = await request.content.read(MAX_BODY + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > MAX_BODY:
         raise ChangeRefused(413, f"the body is over {MAX_BODY} bytes")
     if optional and not body.strip():

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -48,3 +49,24 @@ async def test_a_version_in_unicode_digits_is_a_bad_request(tmp_path: Path) -> N
             assert status == 400, (method, path, headers, body)
             assert answer["Content-Type"] == "application/problem+json"
         assert "Traceback" not in gw.stderr()
+
+
+async def test_a_body_just_under_the_limit_is_read_whole(tmp_path: Path) -> None:
+    # read_json took one `content.read(limit)`, which returns what has arrived so far: a valid body of 1 MB was
+    # cut at 640 kB and refused as "not JSON"; a chunked body over the limit was a 400 instead of a 413.
+    route = {"uri": "http://127.0.0.1:9", "predicates": ["Path=/big/**"], "metadata": {"note": "x" * 1_000_000}}
+    body = json.dumps(route).encode()
+    assert len(body) < 1 << 20
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", **JSON_BODY}
+    async with run_gateway(tmp_path, ROUTES) as gw:
+        url = gw.admin_url("/admin/v1/routes/big")
+        async with gw.session.put(url, data=body, headers=headers) as resp:
+            assert resp.status == 201, await resp.text()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(20):
+                yield b" " * 65536  # 1.25 MiB of JSON whitespace, sent chunked (no Content-Length)
+            yield body
+
+        async with gw.session.put(url, data=chunks(), headers=headers) as resp:
+            assert resp.status == 413, await resp.text()
