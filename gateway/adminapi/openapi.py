@@ -115,7 +115,8 @@ def _route_schemas(registry: Registry, schemas: dict[str, Any]) -> None:
             {
                 "type": "object",
                 "properties": {
-                    "id": {"type": "string", "minLength": 1},
+                    # no control characters (gateway.changes: an id goes raw into the audit line)
+                    "id": {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"},
                     "uri": {"type": "string", "examples": ["http://127.0.0.1:8081"]},
                     "predicates": {"anyOf": [{"type": "array", "items": _ref("Predicate")}, {"type": "null"}]},
                     "filters": {"anyOf": [{"type": "array", "items": _ref("Filter")}, {"type": "null"}]},

@@ -15,19 +15,19 @@ ROUTES = routes_yaml({"id": "static-r", "uri": "http://127.0.0.1:9", "predicates
 JSON_BODY = {"Content-Type": "application/json"}
 
 
-async def test_actuator_post_of_an_id_with_control_characters_answers_with_an_encoded_location(
+async def test_actuator_post_answers_with_the_id_percent_encoded_in_location(
     tmp_path: Path,
 ) -> None:
     # The Location header held the raw id: aiohttp refused to write "\x10" in a header and dropped the connection
-    # after the change had been applied.
-    route_id = "a\x10b c/é"
+    # after the change had been applied (such an id is now refused: see the test below); a Location is a URI.
+    route_id = "a b/é?"
     async with run_gateway(tmp_path, ROUTES) as gw:
         url = gw.admin_url("/actuator/gateway/routes/" + quote(route_id, safe=""))
         body = json.dumps({"uri": "http://127.0.0.1:9", "predicates": ["Path=/x/**"]})
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", **JSON_BODY}
         async with gw.session.post(url, data=body, headers=headers) as resp:
             assert resp.status == 201
-            assert resp.headers["Location"] == "/actuator/gateway/routes/a%10b%20c%2F%C3%A9"
+            assert resp.headers["Location"] == "/actuator/gateway/routes/a%20b%2F%C3%A9%3F"
         async with gw.session.get(gw.admin_url(resp.headers["Location"]), headers=headers) as found:
             assert found.status == 200
             assert (await found.json())["route_id"] == route_id
@@ -70,3 +70,23 @@ async def test_a_body_just_under_the_limit_is_read_whole(tmp_path: Path) -> None
 
         async with gw.session.put(url, data=chunks(), headers=headers) as resp:
             assert resp.status == 413, await resp.text()
+
+
+async def test_a_route_id_with_a_line_break_is_refused_and_forges_no_audit_line(tmp_path: Path) -> None:
+    # The audit line names the changed ids as written: an id holding "\n<a whole audit line>" wrote that line.
+    forged = "2026-12-07 23:00:00,000 INFO sluicegate.audit: version 1 applied: author=root"
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", **JSON_BODY}
+    route = {"uri": "http://127.0.0.1:9", "predicates": ["Path=/x/**"]}
+    async with run_gateway(tmp_path, ROUTES) as gw:
+        before = await gw.admin_get("/admin/v1/versions")
+        for method, path, body, where in (
+            ("PUT", "/admin/v1/routes/" + quote("x\n" + forged, safe=""), route, "/id"),
+            ("POST", "/actuator/gateway/routes/" + quote("x\r" + forged, safe=""), route, "/id"),
+            ("POST", "/admin/v1/batch", {"operations": [{"op": "put", "route": {**route, "id": "x\t"}}]}, None),
+        ):
+            async with gw.session.request(method, gw.admin_url(path), json=body, headers=headers) as resp:
+                document = await resp.json(content_type="application/problem+json")
+                assert resp.status == 400, document
+                assert document["errors"][0]["pointer"] == (where or "/operations/0/route/id")
+        assert await gw.admin_get("/admin/v1/versions") == before  # nothing changed
+    assert forged not in gw.stderr()
