@@ -7,6 +7,7 @@ its body's schema. Bounded: a fixed number of examples per operation, a fixed se
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,19 @@ CHECKS = [
 ]
 
 
-def fuzz_operation(operation: Any, mode: GenerationMode, base_url: str, session: requests.Session) -> list[str]:
-    """The failures (at most three, each with its curl command) of one operation's cases in one mode."""
+class Fuzz:
+    """What a run saw: failures (at most three per operation and mode, each with its curl command), and the
+    statuses each operation answered with."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.failures: list[str] = []
+        self.statuses: Counter[tuple[str, int]] = Counter()
+
+
+def fuzz_operation(operation: Any, mode: GenerationMode, fuzz: Fuzz) -> None:
+    """One operation's cases in one mode."""
     found: list[str] = []
 
     @seed(20261207)
@@ -57,7 +69,8 @@ def fuzz_operation(operation: Any, mode: GenerationMode, base_url: str, session:
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         try:
-            response = case.call(base_url=base_url, session=session, headers=AUTH, timeout=10)
+            response = case.call(base_url=fuzz.base_url, session=fuzz.session, headers=AUTH, timeout=10)
+            fuzz.statuses[operation.label, response.status_code] += 1
             case.validate_response(response, checks=CHECKS)
         except (AssertionError, FailureGroup, requests.RequestException) as exc:  # a Failure is an AssertionError
             if len(found) < 3:
@@ -68,24 +81,31 @@ def fuzz_operation(operation: Any, mode: GenerationMode, base_url: str, session:
     except Unsatisfiable:
         # Nothing to make invalid (no parameters, no body): there are no negative cases.
         assert mode is GenerationMode.NEGATIVE, operation.label
-    return found
+    fuzz.failures += found
 
 
-def fuzz(base_url: str) -> list[str]:
-    """Every operation of the live document, positive and negative cases: the failures."""
+def run_fuzz(base_url: str) -> Fuzz:
+    """Every operation of the live document, positive and negative cases."""
     schema = schemathesis.openapi.from_url(base_url + "/admin/v1/openapi.json", headers=AUTH, timeout=10)
-    session = requests.Session()
-    failures: list[str] = []
+    fuzz = Fuzz(base_url)
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result  # every operation of the document loads
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            failures += fuzz_operation(result.ok(), mode, base_url, session)
-    return failures
+            fuzz_operation(result.ok(), mode, fuzz)
+    return fuzz
 
 
 @pytest.mark.timeout(900)
 async def test_every_answer_is_documented_and_none_is_a_server_error(tmp_path: Path) -> None:
     async with run_gateway(tmp_path, ROUTES) as gw:
-        failures = await asyncio.wait_for(asyncio.to_thread(fuzz, gw.admin_url("")), 840)
-        assert not failures, "\n\n".join(failures)
+        fuzz = await asyncio.wait_for(asyncio.to_thread(run_fuzz, gw.admin_url("")), 840)
+        assert not fuzz.failures, "\n\n".join(fuzz.failures)
         assert "Traceback" not in gw.stderr()
+    # The run reached past the refusals: generated routes were applied, validated and rolled back to.
+    applied = {label for (label, status), _ in fuzz.statuses.items() if 200 <= status < 300}
+    assert {
+        "PUT /admin/v1/routes/{id}",
+        "POST /actuator/gateway/routes/{id}",
+        "POST /admin/v1/validate",
+        "POST /admin/v1/rollback/{n}",
+    } <= applied, fuzz.statuses
