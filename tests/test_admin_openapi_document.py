@@ -19,6 +19,7 @@ from gateway.admin import admin_app
 from gateway.adminapi.openapi import REF, openapi_bytes, openapi_document
 from gateway.config.components import parse_component, validate_model
 from gateway.config.snapshot import compile_snapshot
+from gateway.docs import config_schema
 from gateway.registry import Registry, load_registry
 from gateway.routing.route import RouteOptions
 from gateway.settings import Settings
@@ -181,6 +182,25 @@ def test_what_the_gateway_accepts_the_schema_accepts(kind: str, spec: FilterSpec
             errors = [e.message for e in schema.iter_errors(item)]
             assert schema.is_valid(item), (item, errors[:3])
     assert accepted >= 2  # the example itself and its shortcut text at least: this test cannot pass empty
+
+
+# Values of every shape; validators read some before the field's type is checked (a boolean as 0/1, a duration
+# or a date as a number, text stripped before its pattern).
+VALUES: list[Any] = [0, 1, -1, 5000, 1.5, True, False, "", "x", " 1 ", "true", "10s", "GET", None]
+VALUES += [[], ["x"], [1], [None], [["x"]], ["GET", "POST"], {}, {"a": 1}]
+
+
+@pytest.mark.parametrize(("kind", "spec"), SPECS, ids=[f"{k}.{s.name}" for k, s in SPECS])
+def test_any_value_the_gateway_accepts_for_an_arg_the_schema_accepts(
+    kind: str, spec: FilterSpec[Any] | PredicateSpec[Any]
+) -> None:
+    specs = REGISTRY.predicates if kind == "Predicate" else REGISTRY.filters
+    schema = validator(kind)
+    for name in config_schema(spec).get("properties", {}):
+        for value in VALUES:
+            item = {"name": spec.name, "args": {**dict(spec.example), name: value}}
+            if not _parse(item, specs, kind.lower()):
+                assert schema.is_valid(item), item
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,9 @@ RouteOptions, built once per registry.
 Request schemas must never refuse what the gateway accepts (a client generated from them would be wrong), while the
 gateway may still refuse what they allow (with a 400 naming the field). The config models bind args the way
 Spring's relaxed binding does (gateway.config.binding): any spelling of a name, `_genkey_N` keys, text for every
-value (shortcut args are text), a single value for a list. So an args schema is the model's schema `relax`ed:
-no `required`, other keys allowed, text accepted wherever something else is expected, a single item for a list.
+value (shortcut args are text), a single value for a list, and validators that read a value before its type is
+checked. So an args schema is the model's schema `relax`ed: no `required`, other keys allowed, any scalar where
+a value is expected (its own schema stays, as documentation), text for a nested block, a single item for a list.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = ["openapi_bytes", "openapi_document", "relax"]
 
 REF: Final = "#/components/schemas/"
 _TEXT: Final = {"type": "string"}
+_SCALAR: Final = {"type": ["string", "number", "boolean"]}
 _cache: dict[int, tuple[Registry, bytes]] = {}
 
 
@@ -54,11 +56,11 @@ def relax(node: Any) -> Any:
     if kind == "array":
         item = relax(node.get("items", {}))
         return {"anyOf": [{**node, "items": item}, item, _TEXT]}
-    if kind == "string" and "enum" not in node and "const" not in node:
-        return node
     if kind is None and not ({"enum", "const"} & set(node)):
         return node  # any value already
-    return {"anyOf": [node, _TEXT]}  # numbers, booleans, enums, constants: shortcut text too
+    # A value: shortcut text, and what validators read before the type's check (a boolean as 0 or 1, a duration or
+    # a date as a number, text stripped before its pattern): its own schema documents it, any scalar is accepted.
+    return {"anyOf": [node, _SCALAR]}
 
 
 def _args_schema(spec: FilterSpec[Any] | PredicateSpec[Any], prefix: str, schemas: dict[str, Any]) -> dict[str, Any]:
