@@ -20,7 +20,9 @@ from gateway.adminapi.openapi import REF, openapi_bytes, openapi_document
 from gateway.config.components import parse_component, validate_model
 from gateway.config.snapshot import compile_snapshot
 from gateway.docs import config_schema
+from gateway.errors import ConfigError
 from gateway.registry import Registry, load_registry
+from gateway.routing.compiler import ROUTE_KEYS, with_dynamic
 from gateway.routing.route import RouteOptions
 from gateway.settings import Settings
 from gateway.spec import FilterSpec, PredicateSpec
@@ -216,6 +218,27 @@ def test_route_metadata_the_gateway_accepts_the_schema_accepts(metadata: dict[st
     problems: list[str] = []
     assert validate_model(RouteOptions, metadata, "metadata", lambda _, m: problems.append(m)) is not None, problems
     assert validator("RouteMetadata").is_valid(metadata)
+
+
+ROUTE_VALUES: list[Any] = [None, 0, 1, 1.5, True, False, "", "x", "true", "TRUE", " false ", "no", [], {}, {"a": 1}]
+ROUTE_VALUES += ["Path=/a", ["Path=/a"], [" Path = /a "], ["Path"], [{"name": "Path", "args": {"patterns": "/a"}}]]
+ROUTE_VALUES += [[{"name": "Path"}], [{"name": "Path", "args": []}], [{"name": "Path", "args": ""}]]
+
+
+@pytest.mark.parametrize("key", [*ROUTE_KEYS, "other"])
+def test_any_route_the_gateway_accepts_the_schema_accepts(key: str, tmp_path: Path) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("routes: []\n", encoding="utf-8")
+    settings = Settings()
+    static = compile_snapshot(routes, REGISTRY, settings, 1).config
+    schema = validator("RouteDefinition")
+    for value in ROUTE_VALUES:
+        route = {"id": "r", "uri": "http://127.0.0.1:9", key: value}
+        try:
+            with_dynamic(static, [("route", route)], REGISTRY, settings)
+        except ConfigError:
+            continue
+        assert schema.is_valid(route), route
 
 
 def test_a_disabled_route_is_not_read_and_so_not_refused() -> None:

@@ -109,7 +109,7 @@ def _route_schemas(registry: Registry, schemas: dict[str, Any]) -> None:
     for name, nested in metadata.pop("$defs", {}).items():
         schemas[f"RouteOptions.{name}"] = relax(nested)
     schemas["RouteMetadata"] = relax(metadata)
-    enabled = {"anyOf": [{"type": "boolean"}, {"type": "string"}], "description": "true (default) or false"}
+    enabled = {"type": ["boolean", "string", "null"], "description": "true (default: also when null) or false"}
     schemas["RouteDefinition"] = {
         "description": "A route as in routes.yaml's `routes:`. Keys other than these are refused (400), as is "
         "every invalid value, by JSON pointer. A route with `enabled: false` is not read at all.",
