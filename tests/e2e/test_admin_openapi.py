@@ -27,11 +27,23 @@ from schemathesis.checks import (
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 
-from tests.e2e.ops_helpers import ADMIN_TOKEN, routes_yaml, run_gateway
+from tests.e2e.ops_helpers import ADMIN_TOKEN, run_gateway
 
-ROUTES = routes_yaml(
-    {"id": "static-r", "uri": "http://127.0.0.1:9", "predicates": ["Path=/r/**"], "filters": ["StripPrefix=1"]}
-)
+# Every part a view shows: default filters (globalfilters, combinedfilters), a pool, both component forms, metadata.
+ROUTES = """
+upstreams:
+  backend:
+    instances: [{url: 'http://127.0.0.1:9'}]
+default-filters:
+  - {name: AddRequestHeader, args: {name: X-Default, value: d}}
+routes:
+  - id: static-r
+    uri: lb://backend
+    order: 5
+    predicates: ["Path=/r/**", {name: Method, args: {methods: [GET, POST]}}]
+    filters: [StripPrefix=1, {name: SetStatus, args: {status: 201}}]
+    metadata: {connect-timeout: 500, owner: team-a, tags: [a, b]}
+"""
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 EXAMPLES = 40  # per operation and generation mode
 CHECKS = [
