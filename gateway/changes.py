@@ -3,11 +3,13 @@
 Pure functions over plain data: nothing here validates a route (`gateway.routing.compiler.with_dynamic` does, over
 the whole config) or touches the running gateway (the supervisor hands the result out). What they decide is which
 routes the new version holds, in which order, and which requests are refused before any validation: a static id
-(409), an unknown id to delete (404), malformed operations and the redaction marker (400, with a JSON pointer).
+(409), an unknown id to delete (404), malformed operations, the redaction marker and control characters in a new
+id (400, with a JSON pointer).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,6 +186,13 @@ def plan(current: VersionRecord, operations: Sequence[Operation], static_ids: Ma
     problems = [p for op in operations if op.route is not None for p in marker_problems(op.route, op.path)]
     if problems:
         raise ChangeRefused(400, f"a route holds {REDACTED}", problems)
+    problems = [
+        Problem(pointer(join(op.path, "id")), "a route id holds no control characters (line breaks, tabs, ...)")
+        for op in operations
+        if op.op == "put" and any(unicodedata.category(c) == "Cc" for c in op.id)
+    ]
+    if problems:  # an id is written raw into the audit line: a line break in it would forge audit lines
+        raise ChangeRefused(400, "a route id holds a control character", problems)
     created = False
     for op in operations:
         if op.id in static_ids:

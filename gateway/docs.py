@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from pydantic.json_schema import DEFAULT_REF_TEMPLATE
 
 from gateway.registry import Registry
 from gateway.spec import BANDS, FilterSpec, PredicateSpec
@@ -24,8 +25,12 @@ _BOUNDS = (
 )
 
 
-def _schema(spec: FilterSpec[Any] | PredicateSpec[Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = spec.config.model_json_schema(by_alias=True)
+def config_schema(
+    spec: FilterSpec[Any] | PredicateSpec[Any], ref_template: str = DEFAULT_REF_TEMPLATE
+) -> dict[str, Any]:
+    """The JSON schema of a spec's config under its canonical (camelCase) names: the catalogue's and, relaxed, the
+    admin API's OpenAPI document's (gateway.adminapi.openapi). `ref_template` places nested models' `$ref`s."""
+    schema: dict[str, Any] = spec.config.model_json_schema(by_alias=True, ref_template=ref_template)
     return schema
 
 
@@ -50,7 +55,7 @@ def _bounds(prop: dict[str, Any]) -> str:
 
 
 def _rows(spec: FilterSpec[Any] | PredicateSpec[Any], bar: str = " | ") -> list[tuple[str, str, str, str, str]]:
-    schema = _schema(spec)
+    schema = config_schema(spec)
     required = set(schema.get("required", []))
     rows = []
     for name, prop in schema.get("properties", {}).items():
@@ -134,14 +139,15 @@ def render_catalogue(registry: Registry, fmt: str) -> str:
     if fmt == "json":
         data = {
             "predicates": {
-                n: {"schema": _schema(s), "distribution": registry.origins[n]} for n, s in registry.predicates.items()
+                n: {"schema": config_schema(s), "distribution": registry.origins[n]}
+                for n, s in registry.predicates.items()
             },
             "filters": {
                 n: {
                     "order": s.order,
                     "band": s.band,
                     "replays": s.replays,
-                    "schema": _schema(s),
+                    "schema": config_schema(s),
                     "distribution": registry.origins[n],
                 }
                 for n, s in registry.filters.items()

@@ -8,6 +8,7 @@ the routes file) is refused with 409; every view is redacted; nothing in a body 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -128,7 +129,10 @@ def actuator_routes(source: ConfigSource) -> list[web.RouteDef]:
     async def post_route(request: web.Request) -> web.Response:
         route_id = request.match_info["id"]
         version, _ = await change(request, [put_operation(route_id, await read_json(request))], f"POST {route_id}")
-        return web.Response(status=201, headers={"Location": f"{PREFIX}/routes/{route_id}", "ETag": f'"{version}"'})
+        # The id percent-encoded: a header holds no control characters (aiohttp refuses to send them, after the
+        # change was applied) and a Location is a URI.
+        location = f"{PREFIX}/routes/{quote(route_id, safe='')}"
+        return web.Response(status=201, headers={"Location": location, "ETag": f'"{version}"'})
 
     async def post_routes(request: web.Request) -> web.Response:
         body = await read_json(request)

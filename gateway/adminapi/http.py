@@ -93,9 +93,14 @@ def if_match(request: web.Request) -> int | None:
     if header is None or header.strip() == "*":
         return None
     text = header.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not _decimal(text):
         raise ChangeRefused(400, f'If-Match must be a version as an entity tag ("7"), got {header!r}')
     return int(text)
+
+
+def _decimal(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also holds for "²", which `int` refuses (a 500 before this check)."""
+    return text.isascii() and text.isdigit()
 
 
 def etag(version: int) -> dict[str, str]:
@@ -108,7 +113,7 @@ def static_ids(config: GatewayConfig) -> dict[str, str]:
 
 
 def record_or_404(store: ConfigStore, text: str) -> VersionRecord:
-    if not text.isdigit():
+    if not _decimal(text):
         raise ChangeRefused(400, f"a version is a non-negative integer, got {text!r}")
     record = store.get(int(text))
     if record is None:

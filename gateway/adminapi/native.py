@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.adminapi.http import (
     AUTHOR,
+    JSON,
     ConfigSource,
     etag,
     if_match,
@@ -19,6 +20,7 @@ from gateway.adminapi.http import (
     refused,
     static_ids,
 )
+from gateway.adminapi.openapi import openapi_bytes
 from gateway.adminapi.views import config_view, diff, record_view
 from gateway.changes import ChangeRefused, Operation, Problem, parse_batch, plan, put_operation, rollback_plan
 from gateway.store import VersionRecord
@@ -111,6 +113,9 @@ def native_routes(source: ConfigSource) -> list[web.RouteDef]:
         )
         return json_response({"version": version}, headers=etag(version))
 
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(body=openapi_bytes(source.registry), content_type=JSON)
+
     routes = [
         ("GET", "/config", get_config),
         ("PUT", "/routes/{id}", put_route),
@@ -121,5 +126,6 @@ def native_routes(source: ConfigSource) -> list[web.RouteDef]:
         ("GET", "/versions/{n}", version),
         ("GET", "/diff", get_diff),
         ("POST", "/rollback/{n}", rollback),
+        ("GET", "/openapi.json", openapi),
     ]
     return [web.route(method, PREFIX + path, _answers(handler)) for method, path, handler in routes]
