@@ -112,7 +112,8 @@ class Versions:
             record.version,
             record.author,
             json.dumps(reason),
-            ",".join(record.changed) or "-",
+            # ids JSON-escaped: one stored before ids were checked must not break the line into a forged one
+            ",".join(json.dumps(i)[1:-1] for i in record.changed) or "-",
         )
 
 
