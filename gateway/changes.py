@@ -18,6 +18,7 @@ from gateway.config.definitions import RouteDefinition
 from gateway.config.provenance import REDACTED
 from gateway.config.source import join
 from gateway.errors import ConfigIssue
+from gateway.routing.scg_rules import route_enabled
 from gateway.store import VersionRecord
 
 #: the YAML path a stored route's problems are reported at (a reload or rollback that no longer validates)
@@ -193,6 +194,13 @@ def plan(current: VersionRecord, operations: Sequence[Operation], static_ids: Ma
     ]
     if problems:  # an id is written raw into the audit line: a line break in it would forge audit lines
         raise ChangeRefused(400, "a route id holds a control character", problems)
+    problems = [
+        Problem(pointer(join(op.path, "enabled")), "a dynamic route is not disabled: delete it (DELETE routes/{id})")
+        for op in operations
+        if op.route is not None and route_enabled(op.route.get("enabled")) is False
+    ]
+    if problems:  # SCG skips a disabled route; stored, it would serve nothing and a DELETE of it would 404
+        raise ChangeRefused(400, "a dynamic route cannot be disabled", problems)
     created = False
     for op in operations:
         if op.id in static_ids:

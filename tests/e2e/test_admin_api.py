@@ -251,6 +251,8 @@ def bad_requests(upstream: str) -> list[tuple[str, str, dict[str, Any], int, lis
         ("PUT", f"{V1}/routes/n", {"body": route(upstream, "/n/**", "StripPrefix=-1")}, 400, ["/filters/0/args/parts"]),
         ("PUT", f"{V1}/routes/n", {"body": {**good, "id": "other"}}, 400, ["/id"]),
         ("PUT", f"{V1}/routes/n", {"body": marker}, 400, ["/filters/0/args/value"]),
+        ("PUT", f"{V1}/routes/n", {"body": {**good, "enabled": False}}, 400, ["/enabled"]),
+        ("PUT", f"{V1}/routes/d", {"body": {**good, "enabled": "false"}}, 400, ["/enabled"]),
         ("PUT", f"{V1}/routes/n", {"raw": huge}, 413, []),
         ("PUT", f"{V1}/routes/n", {"body": good, "headers": {"If-Match": '"1"'}}, 412, []),
         ("PUT", f"{V1}/routes/s", {"body": good}, 409, ["/id"]),
