@@ -18,7 +18,9 @@ from aiohttp import web
 
 from gateway.app import Gateway
 from gateway.exchange import Exchange, Next, Response
+from gateway.headers import Headers
 from gateway.registry import Registry, load_registry
+from gateway.server.wire import declared_length
 from gateway.settings import Limits, Settings, Timeouts
 from gateway.spec import ComponentConfig, FilterSpec
 from tests.conftest import StartGateway, StartRaw, StartUpstream, Upstream, status_of
@@ -516,3 +518,11 @@ async def test_a_host_header_that_is_a_list_is_400(upstream: Upstream, start_gat
     assert reply.closed
     await barrier(gw.port)
     assert upstream_paths(upstream) == ["/barrier"]
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "12x", "", "1, 2"])
+def test_a_content_length_that_is_not_ascii_digits_is_no_declared_length(value: str) -> None:
+    """`str.isdigit` takes "²" and Arabic-Indic digits, which `int` then refuses: only ASCII digits are a length
+    (a filter-set or odd header must not raise while the response is written)."""
+    assert declared_length(Headers([("Content-Length", value)])) is None
+    assert declared_length(Headers([("Content-Length", " 12 ")])) == 12

@@ -42,6 +42,6 @@ def chunk(data: bytes) -> bytes:
 def declared_length(headers: Headers) -> int | None:
     """The Content-Length of a response, when it carries a single valid one."""
     values = headers.get_all("content-length")
-    if len(values) != 1 or not values[0].strip().isdigit():
+    if len(values) != 1 or not (values[0].strip().isascii() and values[0].strip().isdigit()):
         return None
     return int(values[0].strip())
