@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from gateway.adminapi.actuator import actuator_routes
-from gateway.adminapi.http import AUTHOR, ConfigSource
+from gateway.adminapi.http import AUTHOR, ConfigSource, problem_response
 from gateway.adminapi.native import native_routes
 from gateway.problem import PROBLEM_TYPE_BASE
 
@@ -89,6 +89,16 @@ def auth_middleware(tokens: Mapping[str, str] | None) -> Any:
     return authenticate
 
 
+@web.middleware
+async def problems(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """aiohttp's own 404 (no such path) and 405 (method) as problem+json, like every other refusal."""
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        return problem_response(exc.status, f"{request.method} {request.path}: {exc.reason}", headers=allow)
+
+
 def admin_app(source: AdminSource, tokens: Mapping[str, str] | None) -> web.Application:
     """The admin app; `tokens` maps author name -> bearer token, None when the API is disabled (health only)."""
 
@@ -106,7 +116,7 @@ def admin_app(source: AdminSource, tokens: Mapping[str, str] | None) -> web.Appl
     async def routes(request: web.Request) -> web.Response:
         return web.json_response(source.routes_view())
 
-    app = web.Application(middlewares=[auth_middleware(tokens)])
+    app = web.Application(middlewares=[auth_middleware(tokens), problems])
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     app.router.add_get("/metrics", metrics)

@@ -32,7 +32,7 @@ from aiohttp import web
 from gateway.admin import admin_app
 from gateway.admin_token import UnsafeTokenDirectory, admin_tokens, remove_token
 from gateway.adminapi.views import route_views
-from gateway.changes import ChangeRefused, Plan
+from gateway.changes import ChangeRefused, Plan, Problem
 from gateway.config.definitions import GatewayConfig
 from gateway.config.redact import redacted_routes
 from gateway.config.snapshot import Snapshot
@@ -49,6 +49,7 @@ from gateway.versions import Versions, VersionsError, changed_ids
 log = logging.getLogger("sluicegate.supervisor")
 START_TIMEOUT = 30.0
 RESTART_BACKOFF = 1.0
+MAX_REASON = 1000
 
 
 class StartError(Exception):
@@ -71,7 +72,7 @@ class _HandOut:
     everywhere); else which slots did not confirm it (unanswered) and which need a replacement worker."""
 
     refused: list[str] | None = None
-    store_failed: bool = False  # refused because the store could not be written
+    retry: bool = False  # refused for a reason of ours (the store, a worker died or did not answer), not the change
     unanswered: set[int] = field(default_factory=set)
     restarting: list[int] = field(default_factory=list)
     failures_before: dict[int, int] = field(default_factory=dict)
@@ -133,6 +134,13 @@ class Supervisor:
             for task in list(self._tasks):
                 task.cancel()
         return 0
+
+    def _all_serving(self) -> bool:
+        """Every worker slot filled by a live worker serving the current version."""
+        version = self.snapshot.version
+        return len(self.workers) == self.settings.workers and all(
+            w.ready and w.version == version and w.process.returncode is None for w in self.workers
+        )
 
     def ready(self) -> bool:
         """Readiness: no drain started, every worker started, and each serving the current routes version (false
@@ -350,6 +358,9 @@ class Supervisor:
         # A worker that died while preparing counts as a refusal: the new version may be what killed it, so
         # it serves nowhere and the replacement starts on the version that still serves everywhere.
         failed: list[list[str] | BaseException] = [r for r in replies if r != []]
+        # A worker that answered with errors cannot build this version (the change's fault); one that died or did
+        # not answer, or a store that cannot be written, is ours: the client may retry (`retry`).
+        refusals = [r for r in failed if isinstance(r, list)]
         if not failed:
             try:
                 await self.config_store.append(record)
@@ -357,7 +368,7 @@ class Supervisor:
                 failed = [[str(exc)]]
         if failed:
             await asyncio.gather(*(self._abort(w, snapshot.version) for w in live), return_exceptions=True)
-            return _HandOut(refused=_errors(failed[0]), store_failed=not any(r != [] for r in replies))
+            return _HandOut(refused=_errors((refusals or failed)[0]), retry=not refusals)
         self.snapshot = snapshot
         commits = await asyncio.gather(*(self._commit(w) for w in prepared), return_exceptions=True)
         confirmed = {w.index for w, r in zip(prepared, commits, strict=True) if r is True}
@@ -407,11 +418,19 @@ class Supervisor:
                 raise ChangeRefused(412, f"the current version is {current.version}, not {expected}")
             if self.draining:
                 raise ChangeRefused(503, "the gateway is draining")
+            if len(reason) > MAX_REASON:  # kept in every version the store holds and in the audit line
+                raise ChangeRefused(
+                    400, f"the reason is over {MAX_REASON} characters", [Problem("/reason", "too long")]
+                )
+            if not self._all_serving():
+                # Every worker must build a change before it is stored: with a slot dead or starting, a version no
+                # worker could build might be stored and then fail every replacement and every later start.
+                raise ChangeRefused(503, "a worker is starting or restarting; retry in a moment")
             planned: Plan = plan_of(current)
             snapshot = self.versions.planned(planned)
             out = await self._hand_out(snapshot, self.versions.record(snapshot, author, reason, planned.changed))
             if out.refused is not None:
-                raise ChangeRefused(503 if out.store_failed else 400, "; ".join(out.refused))
+                raise ChangeRefused(503 if out.retry else 400, "; ".join(out.refused))
         return snapshot.version, planned
 
     def check(self, plan_of: Any) -> Plan:

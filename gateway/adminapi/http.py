@@ -20,8 +20,24 @@ AUTHOR: Final = web.RequestKey("author", str)
 #: request bodies larger than this are refused with 413 (a route table of thousands of routes fits easily)
 MAX_BODY = 1 << 20
 JSON = "application/json"
-_TITLES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 412: "Precondition Failed", 413: "Content Too Large"}
-_KINDS = {400: "invalid-request", 404: "not-found", 409: "static-route", 412: "version-moved", 413: "too-large"}
+_TITLES = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    503: "Service Unavailable",
+}
+_KINDS = {
+    400: "invalid-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "static-route",
+    412: "version-moved",
+    413: "too-large",
+    503: "unavailable",
+}
 
 
 class ConfigSource(Protocol):
