@@ -1,0 +1,52 @@
+"""Problems a fresh-eyes review of the admin API found (issue 11), each pinned against a real `sluicegate run`."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from tests.e2e.admin_helpers import STATE_PATHS, call
+from tests.e2e.ops_helpers import GatewayProcess, routes_yaml, run_gateway, wait_ready
+
+ROUTES = routes_yaml({"id": "static-r", "uri": "http://127.0.0.1:9", "predicates": ["Path=/r/**"]})
+ROUTE = {"uri": "http://127.0.0.1:9", "predicates": ["Path=/d/**"]}
+
+
+async def snapshot(gw: GatewayProcess) -> list[str]:
+    return [(await call(gw, "GET", path)).text for path in STATE_PATHS]
+
+
+async def test_no_change_is_stored_while_a_worker_slot_is_restarting(tmp_path: Path) -> None:
+    # With every worker dead the prepare ran over no worker at all, so nothing could refuse: the change was stored
+    # and answered 201 although no worker had built it (one that cannot build would then fail every restart).
+    async with run_gateway(tmp_path, ROUTES, "--workers", "2") as gw:
+        before = await snapshot(gw)
+        for worker in (await gw.routes())["workers"]:
+            os.kill(worker["pid"], signal.SIGKILL)
+        answer = await call(gw, "PUT", "/admin/v1/routes/d", ROUTE)  # within the 1 s restart back-off
+        assert answer.status == 503, answer.text
+        assert answer.json()["title"] == "Service Unavailable"
+        assert "version 2 applied" not in gw.stderr()
+        await wait_ready(gw)
+        assert await snapshot(gw) == before
+        assert (await call(gw, "PUT", "/admin/v1/routes/d", ROUTE)).status == 201
+
+
+async def test_unknown_paths_and_methods_are_problem_json(tmp_path: Path) -> None:
+    async with run_gateway(tmp_path, ROUTES) as gw:
+        missing = await call(gw, "GET", "/admin/v1/nope")
+        wrong = await call(gw, "PATCH", "/admin/v1/routes/x", ROUTE)
+    assert missing.status == 404 and missing.headers["Content-Type"] == "application/problem+json"
+    assert wrong.status == 405 and wrong.headers["Content-Type"] == "application/problem+json"
+    assert "PUT" in wrong.headers["Allow"]
+
+
+async def test_a_reason_over_1000_characters_is_refused(tmp_path: Path) -> None:
+    async with run_gateway(tmp_path, ROUTES) as gw:
+        before = await snapshot(gw)
+        answer = await call(
+            gw, "POST", "/admin/v1/batch", {"operations": [{"op": "delete", "id": "x"}], "reason": "r" * 1001}
+        )
+        assert answer.status == 400 and answer.json()["errors"][0]["pointer"] == "/reason"
+        assert await snapshot(gw) == before
