@@ -5,13 +5,15 @@ together, recorded in the store and audited. The supervisor hands each version o
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.changes import ChangeRefused, Plan, Problem, stored_path, stored_routes
-from gateway.config.definitions import GatewayConfig
+from gateway.config.definitions import GatewayConfig, RouteDefinition, canonical_json
 from gateway.config.provenance import redact_message
 from gateway.config.redact import redact_view
 from gateway.config.snapshot import Snapshot
@@ -24,6 +26,8 @@ from gateway.store.base import now
 
 log = logging.getLogger("sluicegate.supervisor")
 audit = logging.getLogger("sluicegate.audit")
+#: what a config records about where it was read, not what serves: left out of the published checksum
+_LOCATION = frozenset({"source", "lines", "route_paths", "defaults_path", "notes", "warnings"})
 
 
 class VersionsError(Exception):
@@ -59,7 +63,7 @@ class Versions:
             issues = "; ".join(str(issue) for issue in exc.issues)
             where = self.store.where
             raise VersionsError(f"the stored dynamic routes ({where}) do not fit the routes file: {issues}") from None
-        if snapshot.checksum != current.checksum:
+        if self.published(snapshot) != current.checksum:
             snapshot = Snapshot.of(snapshot.config, current.version + 1)
             record = self.record(snapshot, "file", "routes file loaded at start", [r.id for r in self.static.routes])
             try:
@@ -102,7 +106,19 @@ class Versions:
         # SECURITY: the reason is the client's text and may quote a secret from ${env:...}; the record is shown by
         # the versions views and kept by the store, so it holds the reason redacted, as the audit line shows it.
         reason = redact_message(reason, config.env_values)
-        return VersionRecord(snapshot.version, now(), author, reason, snapshot.checksum, dynamic, static, changes)
+        digests = {r.id: {k: self._keyed(canonical_json(v)) for k, v in _fields(r).items()} for r in config.routes}
+        published = self.published(snapshot)
+        return VersionRecord(snapshot.version, now(), author, reason, published, dynamic, static, changes, digests)
+
+    def published(self, snapshot: Snapshot) -> str:
+        """The checksum a version is recorded and shown with, and compared at start: of what serves only (not where
+        the file is, its lines or comments), keyed by the store's key. The snapshot's own checksum is a plain sha256
+        of everything, secrets included: shown, it would let anyone test guesses offline."""
+        content = {k: v for k, v in snapshot.data.items() if k not in _LOCATION}
+        return self._keyed(canonical_json(content))
+
+    def _keyed(self, data: bytes) -> str:
+        return hmac.new(self.store.key, data, hashlib.sha256).hexdigest()
 
     def audit(self, record: VersionRecord, config: GatewayConfig) -> None:
         """One line per applied version: who, why, which routes (the reason may quote an env secret: redacted)."""
@@ -115,6 +131,12 @@ class Versions:
             # ids JSON-escaped: one stored before ids were checked must not break the line into a forged one
             ",".join(json.dumps(i)[1:-1] for i in record.changed) or "-",
         )
+
+
+def _fields(route: RouteDefinition) -> dict[str, Any]:
+    """The fields of a route a diff compares (as it serves: shortcut text and mapped args)."""
+    wire = route.to_wire()
+    return {key: wire[key] for key in ("uri", "order", "predicates", "filters", "metadata")}
 
 
 def changed_ids(before: GatewayConfig, after: GatewayConfig) -> list[str]:

@@ -39,14 +39,18 @@ def record_view(record: VersionRecord) -> dict[str, Any]:
 
 
 def diff(old: VersionRecord, new: VersionRecord) -> dict[str, Any]:
-    """`GET /admin/v1/diff`: routes added, removed and changed (with each changed field's old and new value)."""
+    """`GET /admin/v1/diff`: routes added, removed and changed, with each changed field's old and new value (as
+    views show them: redacted). A field also counts as changed when only a secret in it did (its digest moved)."""
     before = {str(r["id"]): r for r in record_routes(old)}
     after = {str(r["id"]): r for r in record_routes(new)}
     changed = []
-    for route_id in (i for i in after if i in before and after[i] != before[i]):
+    for route_id in (i for i in after if i in before):
         a, b = before[route_id], after[route_id]
-        fields = {k: {"from": a.get(k), "to": b.get(k)} for k in sorted({*a, *b} - {"id"}) if a.get(k) != b.get(k)}
-        changed.append({"id": route_id, "fields": fields})
+        was, now = old.digests.get(route_id, {}), new.digests.get(route_id, {})
+        keys = sorted({*a, *b} - {"id"})
+        moved = [k for k in keys if a.get(k) != b.get(k) or (k in was and k in now and was[k] != now[k])]
+        if moved:
+            changed.append({"id": route_id, "fields": {k: {"from": a.get(k), "to": b.get(k)} for k in moved}})
     return {
         "from": old.version,
         "to": new.version,

@@ -32,6 +32,8 @@ class VersionRecord:
     static: tuple[Mapping[str, Any], ...] = ()
     #: ids of the routes this version changed (the audit line and `versions` listing)
     changed: tuple[str, ...] = field(default=())
+    #: route id -> field -> keyed digest of the field as it serves (unredacted): a diff sees a changed secret
+    digests: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The entry `GET /admin/v1/versions` lists."""
@@ -49,6 +51,7 @@ class VersionRecord:
             "dynamic": [dict(r) for r in self.dynamic],
             "static": [dict(r) for r in self.static],
             "changed": list(self.changed),
+            "digests": {route: dict(fields) for route, fields in self.digests.items()},
         }
 
     @classmethod
@@ -63,6 +66,11 @@ class VersionRecord:
         routes = [data["dynamic"], data["static"]]
         if not all(isinstance(r, list) and all(isinstance(x, dict) for x in r) for r in routes):
             raise TypeError("dynamic and static must be lists of routes")
+        digests = data.get("digests", {})
+        if not isinstance(digests, dict) or not all(
+            isinstance(f, dict) and all(isinstance(d, str) for d in f.values()) for f in digests.values()
+        ):
+            raise TypeError("digests must map route ids to {field: digest}")
         return cls(
             version,
             data["time"],
@@ -72,6 +80,7 @@ class VersionRecord:
             tuple(data["dynamic"]),
             tuple(data["static"]),
             tuple(str(i) for i in data.get("changed", ())),
+            digests,
         )
 
 
@@ -90,6 +99,9 @@ class ConfigStore(Protocol):
 
     #: what to name the store in messages: its path, "memory", a Redis URL
     where: str
+    #: 32 random bytes made with the store and kept by it (valid once opened): the checksums and route digests
+    #: it records are keyed with it, so, shown in the versions views, they reveal nothing of the secrets they cover
+    key: bytes
 
     async def open(self) -> None:
         """Load (or create with `fresh_record()`) the history. Raises StoreError: corrupt or unreadable (naming

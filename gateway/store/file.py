@@ -15,7 +15,9 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import secrets
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,13 +32,14 @@ FORMAT = "sluicegate-store/1"
 FILE_MODE = 0o600
 
 
-def encode(kept: Sequence[VersionRecord]) -> bytes:
-    return orjson.dumps({"format": FORMAT, "versions": [r.to_data() for r in kept]})
+def encode(kept: Sequence[VersionRecord], key: bytes) -> bytes:
+    return orjson.dumps({"format": FORMAT, "key": key.hex(), "versions": [r.to_data() for r in kept]})
 
 
-def decode(raw: bytes) -> tuple[VersionRecord, ...]:
-    """The versions in a store document. Raises ValueError with a one-line reason for anything `encode` did not
-    write (not JSON, another format, a record that does not load, versions that are not consecutive)."""
+def decode(raw: bytes) -> tuple[bytes, tuple[VersionRecord, ...]]:
+    """The key and the versions in a store document. Raises ValueError with a one-line reason for anything
+    `encode` did not write (not JSON, another format, no key, a record that does not load, versions that are not
+    consecutive)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -45,6 +48,9 @@ def decode(raw: bytes) -> tuple[VersionRecord, ...]:
         raise ValueError(f"the document is a JSON {type(data).__name__}, not an object")
     if data.get("format") != FORMAT:
         raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
+    key = data.get("key")
+    if not isinstance(key, str) or not re.fullmatch(r"[0-9a-f]{64}", key):
+        raise ValueError("key must be 64 hex digits")
     items = data.get("versions")
     if not isinstance(items, list) or not items:
         raise ValueError("versions must be a non-empty list")
@@ -61,7 +67,7 @@ def decode(raw: bytes) -> tuple[VersionRecord, ...]:
         if kept and record.version != kept[-1].version + 1:
             raise ValueError(f"versions[{i}] is version {record.version}, expected {kept[-1].version + 1}")
         kept.append(record)
-    return tuple(kept)
+    return bytes.fromhex(key), tuple(kept)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -88,6 +94,7 @@ class FileStore(KeptVersions):
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock_fd: int | None = None
         self._kept: tuple[VersionRecord, ...] = ()
+        self.key = b""  # read or made by open()
 
     # -- the protocol ------------------------------------------------------------------------------------------
 
@@ -117,15 +124,16 @@ class FileStore(KeptVersions):
         try:
             self._remove_stale_temps()
             try:
-                raw = self.path.read_bytes()
+                raw = self._read()
             except FileNotFoundError:
                 kept: tuple[VersionRecord, ...] = (fresh_record(),)
-                self._write(encode(kept))
+                self.key = secrets.token_bytes(32)
+                self._write(encode(kept, self.key))
             except OSError as e:
                 raise StoreError(f"store {self.path} is unreadable: {e.strerror or e}; refusing to start") from e
             else:
                 try:
-                    kept = decode(raw)
+                    self.key, kept = decode(raw)
                 except ValueError as e:
                     raise StoreError(
                         f"store {self.path} is corrupt: {e}; refusing to start"
@@ -140,10 +148,10 @@ class FileStore(KeptVersions):
 
     def _lock(self) -> int:
         """Take the exclusive lock (without waiting) and write our pid in the lock file for the next one's message."""
-        if not self.path.parent.is_dir():
-            raise StoreError(f"store {self.path}: directory {self.path.parent} does not exist")
+        self._check_directory()
         try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            # SECURITY: O_NOFOLLOW: a symlink planted at the lock path would have us truncate its target.
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
         except OSError as e:
             raise StoreError(f"store {self.path}: cannot open lock file {self.lock_path}: {e.strerror or e}") from e
         try:
@@ -162,6 +170,41 @@ class FileStore(KeptVersions):
             pass  # the pid is only for the message a second gateway shows; the lock itself is held
         return fd
 
+    def _check_directory(self) -> None:
+        """The store's directory exists and no other user can replace files in it (else anyone could plant
+        dynamic routes): not writable by group or others, unless sticky (like /tmp), where only owners replace."""
+        directory = self.path.parent
+        try:
+            info = directory.stat()
+        except FileNotFoundError:
+            raise StoreError(f"store {self.path}: directory {directory} does not exist") from None
+        except OSError as e:
+            raise StoreError(f"store {self.path}: directory {directory}: {e.strerror or e}") from e
+        if not stat.S_ISDIR(info.st_mode):
+            raise StoreError(f"store {self.path}: directory {directory} does not exist")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+            raise StoreError(
+                f"store {self.path}: directory {directory} is writable by other users, who could replace the store; "
+                "use a directory only this user can write"
+            )
+
+    def _read(self) -> bytes:
+        """The store's bytes. SECURITY: never through a symlink, and only a file of ours (in a sticky directory
+        such as /tmp another user could have put one there first)."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                raise OSError(errno.EPERM, "not a regular file owned by this user")
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
     def _temp_prefix(self) -> str:
         return f".{self.path.name}."
 
@@ -179,7 +222,7 @@ class FileStore(KeptVersions):
     def _commit(self, kept: tuple[VersionRecord, ...]) -> None:
         """Make `kept` the durable document, then the in-memory history. Raises StoreError with both unchanged."""
         old = self._kept
-        self._write(encode(kept), restore=encode(old))
+        self._write(encode(kept, self.key), restore=encode(old, self.key))
         self._kept = kept
 
     def _write(self, document: bytes, restore: bytes | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 
 from gateway.store.base import StoreError, VersionRecord, fresh_record
@@ -61,6 +62,7 @@ class MemoryStore(KeptVersions):
             raise ValueError("history must keep at least the current version")
         self.history = history
         self._kept = ()
+        self.key = secrets.token_bytes(32)
 
     async def open(self) -> None:
         if not self._kept:

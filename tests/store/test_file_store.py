@@ -161,8 +161,11 @@ async def test_a_missing_directory_is_refused(tmp_path: Path) -> None:
     assert not path.parent.exists()
 
 
-def document(*versions: object) -> bytes:
-    return orjson.dumps({"format": FORMAT, "versions": list(versions)})
+KEY = "ab" * 32
+
+
+def document(*versions: object, key: object = KEY) -> bytes:
+    return orjson.dumps({"format": FORMAT, "key": key, "versions": list(versions)})
 
 
 VALID = document(small(0).to_data(), small(1).to_data())
@@ -319,3 +322,33 @@ def _open_sync(store: FileStore) -> None:
 
 def _close_sync(store: FileStore) -> None:
     asyncio.run(store.close())
+
+
+async def test_a_symlink_at_the_lock_path_is_refused_and_its_target_left_alone(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    path = tmp_path / "s.json"
+    (tmp_path / "s.json.lock").symlink_to(victim)
+    with pytest.raises(StoreError, match="cannot open lock file"):
+        await FileStore(path, history=5).open()
+    assert victim.read_text() == "precious"
+
+
+async def test_a_symlink_at_the_store_path_is_not_followed(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.json"
+    planted.write_bytes(VALID)
+    path = tmp_path / "s.json"
+    path.symlink_to(planted)
+    with pytest.raises(StoreError, match=re.escape(f"store {path} is unreadable")):
+        await FileStore(path, history=5).open()
+
+
+async def test_a_directory_other_users_can_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(StoreError, match="is writable by other users"):
+        await FileStore(shared / "s.json", history=5).open()
+    shared.chmod(0o1777)  # sticky, like /tmp: only owners replace files, and the store must be ours
+    async with opened(shared / "s.json", 5) as store:
+        assert store.current().version == 0
