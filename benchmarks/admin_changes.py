@@ -204,6 +204,7 @@ class Probe:
     workers: dict[str, float]
     stale: list[str]
     requests: int
+    answers: dict[str, int]  # good answers per worker
 
 
 def worker_of(headers: Mapping[str, str]) -> str:
@@ -216,6 +217,7 @@ async def probe(port: int, expected: Mapping[str, str | None], rounds: int, work
     and each of `workers` workers answered at least once."""
     stale: list[str] = []
     first: dict[str, float] = {}
+    answers: dict[str, int] = {}
     good, requests = 0, 0
     deadline = answered + GUARD
     while (good < rounds or len(first) < workers) and time.monotonic() < deadline:
@@ -227,10 +229,11 @@ async def probe(port: int, expected: Mapping[str, str | None], rounds: int, work
             if problem is not None:
                 stale.append(f"{problem} (worker {worker_of(headers)})")
                 good = 0
-            elif worker_of(headers):
-                first.setdefault(worker_of(headers), arrived)
+            elif worker := worker_of(headers):
+                first.setdefault(worker, arrived)
+                answers[worker] = answers.get(worker, 0) + 1
     done = good >= rounds and len(first) >= workers
-    return Probe(max(first.values()) - answered if done else None, first, stale, requests)
+    return Probe(max(first.values()) - answered if done else None, first, stale, requests, answers)
 
 
 async def timed_get(port: int, path: str) -> tuple[float, int, dict[str, str], bytes]:
@@ -456,8 +459,12 @@ async def measure(store: str, args: argparse.Namespace) -> bool:
     print(f"  visible (answered -> the last worker served it): {summary(visible)}" if visible else "  visible: none")
     requests = sorted(o.probe.requests for o in outcomes)
     print(f"  probe requests per change: p50 {percentile(requests, 50):.0f}, max {requests[-1]}")
-    seen = {w for o in outcomes for w in o.probe.workers}
-    print(f"  stale answers after the API answered: {stale}; workers that answered probes: {len(seen)}")
+    per_worker: dict[str, int] = {}
+    for outcome in outcomes:
+        for worker, count in outcome.probe.answers.items():
+            per_worker[worker] = per_worker.get(worker, 0) + count
+    print(f"  probe answers after the API answered: {sum(per_worker.values())}, stale {stale}")
+    print(f"  good answers per worker (request-id prefix): {per_worker}")
     print(f"  background: {load.ok} ok, {len(load.failures)} failed {load.failures[:3]}")
     print(f"  changes/s (sequential, API time only): {len(api) / sum(api):.0f}")
     for problem in problems[:20]:
