@@ -4,6 +4,7 @@ measurements").
 
     python -m benchmarks.admin_changes                       # 1,000 changes, memory store, then file store
     python -m benchmarks.admin_changes --changes 200 --stores memory
+    python -m benchmarks.admin_changes --changes 100 --preload 1000   # the same against 1,000 more dynamic routes
 
 The gateway runs as in production (`python -m gateway run --workers 2`, admin listener and token from a settings
 file, the file store in a temporary directory); the upstream (an aiohttp app answering `pong <path>`) and every
@@ -26,6 +27,9 @@ What is measured, per change, by one client that sends changes one after another
   `GET /static/...` to a static route that exists throughout, pausing `--load-pause` s between requests; every
   answer must be 200 with the upstream's body.
 - **changes/s**: number of changes / the sum of their API times (sequential changes, probes excluded).
+
+A change compiles the whole config in the supervisor and in every worker, and the file store rewrites its whole
+history: `--preload N` first puts N filler dynamic routes in one batch, to see what a change costs at that size.
 """
 
 from __future__ import annotations
@@ -89,16 +93,18 @@ class Change:
 class ChangeMix:
     """A seeded sequence of changes over a pool of dynamic ids, and the dynamic routes of every version it made.
 
-    The gateway starts at version 1 (the routes file, no dynamic routes); each applied change is the next version.
+    The gateway starts at version 1 (the routes file, no dynamic routes; `first` after preloaded filler routes);
+    each applied change is the next version.
     """
 
-    def __init__(self, seed: int, upstream: str, pool: int = 24, rollback_window: int = 60) -> None:
+    def __init__(self, seed: int, upstream: str, pool: int = 24, rollback_window: int = 60, first: int = 1) -> None:
         self.random = random.Random(seed)
         self.upstream = upstream
         self.ids = [f"d{i:02d}" for i in range(pool)]
         self.window = rollback_window
-        self.current = 1
-        self.states: dict[int, dict[str, str]] = {1: {}}
+        self.first = first  # the version the mix starts from (rollbacks never go further back)
+        self.current = first
+        self.states: dict[int, dict[str, str]] = {first: {}}
         self.count = 0
 
     @property
@@ -110,7 +116,7 @@ class ChangeMix:
         self.count += 1
         n, state = self.count, self.state
         roll = self.random.random()
-        if roll < 0.15 and self.current > 1:
+        if roll < 0.15 and self.current > self.first:
             return self._rollback(n, state)
         if roll < 0.40:
             return self._batch(n, state)
@@ -143,7 +149,7 @@ class ChangeMix:
         return Change(n, "batch", "POST", "/admin/v1/batch", body, 200, after, tuple(touched[:MAX_CHECKED]))
 
     def _rollback(self, n: int, state: dict[str, str]) -> Change:
-        target = self.random.randint(max(1, self.current - self.window), self.current - 1)
+        target = self.random.randint(max(self.first, self.current - self.window), self.current - 1)
         after = self.states[target]
         changed = sorted(i for i in {**state, **after} if state.get(i) != after.get(i))
         checked = self.random.sample(changed, min(len(changed), MAX_CHECKED)) or [self.random.choice(self.ids)]
@@ -393,6 +399,20 @@ async def start_pong() -> web.AppRunner:
     return runner
 
 
+async def preload(admin: Admin, upstream: str, count: int) -> int:
+    """Put `count` filler dynamic routes (/pre/<n>/**, never probed) in one batch; the version the mix starts at."""
+    if count == 0:
+        return 1
+    operations = [
+        {"op": "put", "route": {**route(f"p{i:05d}", upstream, "pre"), "predicates": [f"Path=/pre/{i}/**"]}}
+        for i in range(count)
+    ]
+    status, text = await admin.request("POST", "/admin/v1/batch", {"operations": operations, "reason": "preload"})
+    if status != 200:
+        raise RuntimeError(f"the preload batch answered {status}: {text[:300]}")
+    return int(json.loads(text)["version"])
+
+
 def summary(values: Sequence[float]) -> str:
     ordered = sorted(values)
     ms = [percentile(ordered, 50) * 1e3, percentile(ordered, 99) * 1e3, ordered[-1] * 1e3]
@@ -435,7 +455,8 @@ async def measure(store: str, args: argparse.Namespace) -> bool:
                 await _wait_ready(admin)
                 load = Load(port, args.load_pause)
                 traffic = asyncio.create_task(load.run(args.load_clients))
-                mix = ChangeMix(args.seed, upstream)
+                first = await preload(admin, upstream, args.preload)
+                mix = ChangeMix(args.seed, upstream, first=first)
                 started = time.monotonic()
                 try:
                     outcomes = await apply_changes(admin, port, mix, args.changes, args.rounds)
@@ -443,18 +464,20 @@ async def measure(store: str, args: argparse.Namespace) -> bool:
                     load.stop.set()
                     await traffic
                 wall = time.monotonic() - started
-                problems = problems_of(outcomes) + await final_problems(port, mix)
+                problems = problems_of(outcomes, first) + await final_problems(port, mix)
                 current = (await admin.json("/admin/v1/versions"))["current"]
             finally:
                 gateway.stop()
                 await runner.cleanup()
-    if current != 1 + args.changes:
-        problems.append(f"GET /admin/v1/versions: current {current}, not {1 + args.changes}")
+    if current != first + args.changes:
+        problems.append(f"GET /admin/v1/versions: current {current}, not {first + args.changes}")
     api = [o.api_s for o in outcomes]
     visible = [o.probe.visible_s for o in outcomes if o.probe.visible_s is not None]
     kinds = {k: sum(1 for o in outcomes if o.change.kind == k) for k in ("put", "delete", "batch", "rollback")}
     stale = sum(len(o.probe.stale) for o in outcomes)
-    print(f"store {store}: {len(outcomes)} changes ({', '.join(f'{v} {k}' for k, v in kinds.items())}) in {wall:.1f} s")
+    preloaded = f", {args.preload} filler dynamic routes" if args.preload else ""
+    mixed = ", ".join(f"{v} {k}" for k, v in kinds.items())
+    print(f"store {store}{preloaded}: {len(outcomes)} changes ({mixed}) in {wall:.1f} s")
     print(f"  API (sent -> answered):               {summary(api)}")
     print(f"  visible (answered -> the last worker served it): {summary(visible)}" if visible else "  visible: none")
     requests = sorted(o.probe.requests for o in outcomes)
@@ -478,6 +501,7 @@ def main() -> None:
     parser.add_argument("--stores", nargs="+", choices=("memory", "file"), default=["memory", "file"])
     parser.add_argument("--seed", type=int, default=11, help="seed of the change mix (default 11)")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"consecutive good rounds (default {ROUNDS})")
+    parser.add_argument("--preload", type=int, default=0, help="filler dynamic routes put first (default 0)")
     parser.add_argument("--load-clients", type=int, default=3, help="keep-alive background clients (default 3)")
     parser.add_argument("--load-pause", type=float, default=0.005, help="s between a client's requests (0.005)")
     args = parser.parse_args()
