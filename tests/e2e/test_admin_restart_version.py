@@ -1,0 +1,60 @@
+"""A restart that changes nothing is not a new version (issue 11, item 3: "a routes.yaml reload that changes the
+static routes is a new version with author `file`"; nothing else is).
+
+Found by test_admin_changes_load.py: a gateway restarted on the same routes file and the same file store, after a
+PUT of a dynamic route, records a version of its own (author `file`, "routes file loaded at start") whose diff
+from the stored current version is empty. The version checksum is taken of the config data, which includes where
+each route came from for error messages: the put route carries the pointer of the request that put it, the same
+route read back from the store at start carries its stored path, so the checksums differ. After a rollback (whose
+routes carry stored paths too) the restart keeps the version. A client holding the version for If-Match gets 412
+after such a restart although nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.ops_helpers import ADMIN_TOKEN, CLIENT_TIMEOUT, GatewayProcess, routes_yaml, run_gateway
+
+ROUTES = routes_yaml({"id": "static", "uri": "http://127.0.0.1:9", "predicates": ["Path=/static/**"]})
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def current_version(gw: GatewayProcess) -> int:
+    status, text = await gw.admin_get("/admin/v1/versions")
+    assert status == 200, text
+    return int(json.loads(text)["current"])
+
+
+@pytest.mark.xfail(strict=True, reason="the version checksum covers the put request's pointers (see the docstring)")
+async def test_restart_after_a_put_keeps_the_version(tmp_path: Path) -> None:
+    settings = {"store": {"path": str(tmp_path / "store.json")}}
+    route = {"uri": "http://127.0.0.1:9", "predicates": ["Path=/dynamic/**"]}
+    async with run_gateway(tmp_path, ROUTES, settings=settings) as gw:
+        url = gw.admin_url("/admin/v1/routes/dynamic")
+        async with gw.session.put(url, json=route, headers=AUTH, timeout=CLIENT_TIMEOUT) as resp:
+            assert resp.status == 201, await resp.text()
+        assert await current_version(gw) == 2
+    async with run_gateway(tmp_path, ROUTES, settings=settings) as again:  # the same file at the same path
+        status, text = await again.admin_get("/admin/v1/diff")
+        assert status == 200
+        assert json.loads(text)["added"] == json.loads(text)["removed"] == json.loads(text)["changed"] == []
+        assert await current_version(again) == 2, f"a restart changing nothing made a new version: {text}"
+
+
+async def test_restart_after_a_rollback_keeps_the_version(tmp_path: Path) -> None:
+    """The same sequence ending in a rollback (its routes carry stored paths): the restart keeps the version."""
+    settings = {"store": {"path": str(tmp_path / "store.json")}}
+    route = {"uri": "http://127.0.0.1:9", "predicates": ["Path=/dynamic/**"]}
+    async with run_gateway(tmp_path, ROUTES, settings=settings) as gw:
+        url = gw.admin_url("/admin/v1/routes/dynamic")
+        async with gw.session.put(url, json=route, headers=AUTH, timeout=CLIENT_TIMEOUT) as resp:
+            assert resp.status == 201, await resp.text()
+        async with gw.session.post(gw.admin_url("/admin/v1/rollback/2"), headers=AUTH) as resp:
+            assert resp.status == 200, await resp.text()
+        assert await current_version(gw) == 3
+    async with run_gateway(tmp_path, ROUTES, settings=settings) as again:
+        assert await current_version(again) == 3
