@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import yaml
 
-from gateway.admin_token import read_token, token_path
+from gateway.admin_token import is_loopback, read_token, token_path
 from gateway.routes_file import read_routes
 
 EXIT_REFUSED = 1
@@ -77,7 +77,7 @@ class Admin:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            with _OPENER.open(request, timeout=TIMEOUT) as response:
                 raw: bytes = response.read()
         except urllib.error.HTTPError as exc:  # before URLError: it is one
             raise Refused(exc.code, _problem(exc.read())) from None
@@ -100,6 +100,16 @@ def _problem(raw: bytes) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {"detail": raw.decode("utf-8", "replace").strip()[:500]}
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """SECURITY: a redirect is an error: urllib would send the Authorization header on to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _admin(args: argparse.Namespace) -> Admin:
     """The admin API named by --admin (else SLUICEGATE_ADMIN_URL, else the default) with its token."""
     url = (getattr(args, "admin", None) or os.environ.get("SLUICEGATE_ADMIN_URL") or DEFAULT_ADMIN).rstrip("/")
@@ -113,7 +123,8 @@ def _admin(args: argparse.Namespace) -> Admin:
     token = os.environ.get("SLUICEGATE_ADMIN__TOKEN")
     if token:
         return Admin(url, token, "SLUICEGATE_ADMIN__TOKEN")
-    token = read_token(port)
+    # SECURITY: the generated token is for the loopback gateway on this machine: never sent to another host.
+    token = read_token(port) if is_loopback(parts.hostname) else None
     if token:
         return Admin(url, token, str(token_path(port)))
     raise CliFailure(

@@ -6,6 +6,7 @@ usage, 3 when nothing listens.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import re
@@ -16,7 +17,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiohttp import web
 
+from gateway import routes_cli
+from gateway.admin_token import write_token
 from gateway.cli import main as cli_main
 from tests.conftest import StartUpstream
 from tests.e2e.ops_helpers import (
@@ -278,3 +282,49 @@ def test_the_routes_command_of_gateway_cli(monkeypatch: pytest.MonkeyPatch, caps
     with pytest.raises(SystemExit) as usage:
         cli_main(["routes", "rollback", "not-a-number"])
     assert usage.value.code == 2
+
+
+async def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else() -> None:
+    """urllib follows redirects and resends Authorization: the CLI refuses a redirect (it would leak the token)."""
+    seen: list[str | None] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({"version": 1, "routes": []})
+
+    target = web.Application()
+    target.router.add_get("/admin/v1/config", elsewhere)
+    target_runner = web.AppRunner(target)
+    await target_runner.setup()
+    target_port = free_port()
+    await web.TCPSite(target_runner, "127.0.0.1", target_port).start()
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(f"http://127.0.0.1:{target_port}/admin/v1/config")
+
+    origin = web.Application()
+    origin.router.add_get("/admin/v1/config", redirect)
+    origin_runner = web.AppRunner(origin)
+    await origin_runner.setup()
+    origin_port = free_port()
+    await web.TCPSite(origin_runner, "127.0.0.1", origin_port).start()
+    try:
+        result = await sluicegate_routes(origin_port, "list")
+    finally:
+        await origin_runner.cleanup()
+        await target_runner.cleanup()
+    assert result.status == 1 and "307" in result.stderr, result
+    assert seen == []
+
+
+def test_the_generated_token_is_never_sent_to_another_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token file belongs to this machine's loopback gateway: `--admin` naming another host gets no token from
+    it (no traffic is sent: `_admin` only picks the token)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.delenv("SLUICEGATE_ADMIN__TOKEN", raising=False)
+    write_token(9191)
+    assert routes_cli._admin(argparse.Namespace(admin="http://127.0.0.1:9191")).token
+    with pytest.raises(routes_cli.CliFailure):
+        routes_cli._admin(argparse.Namespace(admin="http://10.1.2.3:9191"))
+    with pytest.raises(routes_cli.CliFailure):
+        routes_cli._admin(argparse.Namespace(admin="http://gateway.example:9191"))
