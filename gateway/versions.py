@@ -15,7 +15,7 @@ from typing import Any
 from gateway.changes import ChangeRefused, Plan, Problem, stored_path, stored_routes
 from gateway.config.definitions import GatewayConfig, RouteDefinition, canonical_json
 from gateway.config.provenance import redact_message
-from gateway.config.redact import redact_view
+from gateway.config.redact import credential_texts, redact_view
 from gateway.config.snapshot import Snapshot
 from gateway.errors import ConfigError
 from gateway.registry import Registry
@@ -84,7 +84,9 @@ class Versions:
         try:
             config = self.merged(self.static, plan.routes)
         except ConfigError as exc:
-            problems = [Problem(issue.pointer, issue.message) for issue in exc.issues]
+            # SECURITY: a validator quotes the value it refuses; one the views would hide is hidden here too.
+            hidden = credential_texts(route for _, route in plan.routes) | set(self.static.env_values)
+            problems = [Problem(issue.pointer, redact_message(issue.message, hidden)) for issue in exc.issues]
             raise ChangeRefused(400, "the change does not validate", problems) from None
         # Validated at the request's paths (problems point into its body), served at the stored ones, as a reload,
         # rollback or restart merges them: the same routes make the same config and checksum whichever request put

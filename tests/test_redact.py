@@ -12,7 +12,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.config.definitions import ComponentDef
 from gateway.config.provenance import FromEnv
-from gateway.config.redact import REDACTED, redact_view, redacted_routes, sensitive_name
+from gateway.config.redact import REDACTED, credential_texts, redact_view, redacted_routes, sensitive_name
 from gateway.errors import ConfigError
 from tests.plugins import write_distribution
 
@@ -345,3 +345,18 @@ def test_a_generated_id_hashes_no_value_from_the_environment(monkeypatch: pytest
         monkeypatch.setenv("SECRET", value)
         ids.append(Gateway().load_text(text, "routes.yaml").routes[0].id)
     assert ids[0] == ids[1]  # the same in every environment: the id carries no trace of the value
+
+
+def test_credential_texts_are_the_values_views_hide_in_raw_routes() -> None:
+    routes = [
+        {
+            "predicates": ["Path=/x/**", "Header=Authorization, Bearer abc", "Cookie=session, s1"],
+            "filters": [
+                {"name": "AddRequestHeader", "args": {"name": "X-Api-Key", "value": "k-123"}},
+                {"name": "AddRequestHeader", "args": {"name": "X-Team", "value": "payments"}},
+            ],
+            "metadata": {"token": "t-9", "team": "payments"},
+        },
+        "not a route",
+    ]
+    assert credential_texts(routes) == {"Bearer abc", "s1", "k-123", "t-9"}

@@ -18,7 +18,7 @@ Two rules, applied to every string of a view by one walker (`redact_view`; `reda
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -27,7 +27,15 @@ from pydantic import BaseModel
 from gateway.config.definitions import ComponentDef, GatewayConfig, RouteDefinition
 from gateway.config.provenance import MIN_SEARCHED, REDACTED, FromEnv, redact_message
 
-__all__ = ["MIN_SEARCHED", "REDACTED", "redact_message", "redact_view", "redacted_routes", "sensitive_name"]
+__all__ = [
+    "MIN_SEARCHED",
+    "REDACTED",
+    "credential_texts",
+    "redact_message",
+    "redact_view",
+    "redacted_routes",
+    "sensitive_name",
+]
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # SECURITY: the documented credential-name pattern (docs/operations.md), on the name normalised by `_words`.
@@ -83,6 +91,49 @@ def credential_args(component: str, args: Mapping[str, Any]) -> dict[str, Any]:
     if not (sensitive_name(component) or any(sensitive_name(name) for name in named)):
         return dict(args)
     return {key: value if key in names else _hidden_strings(value) for key, value in args.items()}
+
+
+def credential_texts(routes: Iterable[Any]) -> set[str]:
+    """The texts the views would hide in routes given as raw data (a request body, shortcut or expanded
+    components): what an error message about them must not quote either (a validator quotes the value it refuses,
+    `invalid regular expression: ... Bearer (abc`)."""
+    found: set[str] = set()
+    for route in routes:
+        if not isinstance(route, Mapping):
+            continue
+        for kind in ("predicates", "filters"):
+            items = route.get(kind)
+            for item in items if isinstance(items, list) else []:
+                name, args = _raw_component(item)
+                hidden = credential_args(name, args)
+                found |= {t for key in args if hidden[key] != args[key] for t in _strings(args[key])}
+        metadata = route.get("metadata")
+        if isinstance(metadata, Mapping):
+            found |= {
+                t for key, v in metadata.items() if isinstance(key, str) and sensitive_name(key) for t in _strings(v)
+            }
+    return found
+
+
+def _raw_component(item: Any) -> tuple[str, dict[str, Any]]:
+    """(name, args) of a component as written: `Name=a, b` gives SCG's `_genkey_N` args."""
+    if isinstance(item, str):
+        name, _, text = item.partition("=")
+        return name.strip(), {f"_genkey_{i}": part.strip() for i, part in enumerate(text.split(","))}
+    if isinstance(item, Mapping):
+        args = item.get("args")
+        return str(item.get("name", "")), dict(args) if isinstance(args, Mapping) else {}
+    return "", {}
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _strings(v)]
+    return []
 
 
 def _text_by_meaning(text: str) -> str:

@@ -50,3 +50,18 @@ async def test_a_reason_over_1000_characters_is_refused(tmp_path: Path) -> None:
         )
         assert answer.status == 400 and answer.json()["errors"][0]["pointer"] == "/reason"
         assert await snapshot(gw) == before
+
+
+async def test_a_refusal_does_not_quote_a_credential_the_views_would_hide(tmp_path: Path) -> None:
+    # The regex validator quoted the refused value: "invalid regular expression: missing ): Bearer (s3cr3t-token".
+    secret = "Bearer (s3cr3t-token"
+    route = {**ROUTE, "predicates": ["Path=/d/**", f"Header=Authorization, {secret}"]}
+    async with run_gateway(tmp_path, ROUTES) as gw:
+        for method, path, body in (
+            ("PUT", "/admin/v1/routes/d", route),
+            ("POST", "/admin/v1/validate", {"operations": [{"op": "put", "route": {**route, "id": "d"}}]}),
+        ):
+            answer = await call(gw, method, path, body)
+            assert answer.status in (200, 400) and "regular expression" in answer.text, answer.text
+            assert "s3cr3t" not in answer.text, answer.text
+        assert "s3cr3t" not in gw.stderr()
