@@ -316,6 +316,12 @@ class Supervisor:
                 snapshot = self.versions.from_file(static)
             except ConfigError as exc:
                 return self._refused([str(issue) for issue in exc.issues])
+            if self.versions.published(snapshot) == self.config_store.current().checksum and self._all_serving():
+                # Nothing that serves changed (a touched file, a comment): no new version to push rollback targets
+                # out of the history. A dead or stale worker slot still gets a hand-out, which replaces it.
+                log.info("routes file unchanged: version %d keeps serving (ok)", self.snapshot.version)
+                self.reloads["success"] += 1
+                return True
             changed = changed_ids(self.static, static)
             out = await self._hand_out(
                 snapshot, self.versions.record(snapshot, "file", "routes file reloaded", changed)

@@ -222,6 +222,17 @@ class GatewayProcess:
         return await self.wait_exit(guard)
 
 
+async def reloads_counted(gw: GatewayProcess, total: int) -> Metrics:
+    """The metrics once `total` reloads have been counted (success or failure)."""
+
+    async def probe() -> Metrics | None:
+        metrics = await gw.metrics()
+        counted = sum(metrics.values("gateway_reloads_total", ["result"]).values())
+        return metrics if counted >= total else None
+
+    return await eventually(probe, f"{total} reloads counted", guard=60.0)
+
+
 def write_settings(path: Path, settings: Mapping[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(dict(settings)), encoding="utf-8")
     return path

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from tests.e2e.admin_helpers import STATE_PATHS, call
-from tests.e2e.ops_helpers import GatewayProcess, routes_yaml, run_gateway, wait_ready
+from tests.e2e.ops_helpers import GatewayProcess, reloads_counted, routes_yaml, run_gateway, wait_ready
 
 ROUTES = routes_yaml({"id": "static-r", "uri": "http://127.0.0.1:9", "predicates": ["Path=/r/**"]})
 ROUTE = {"uri": "http://127.0.0.1:9", "predicates": ["Path=/d/**"]}
@@ -65,3 +65,18 @@ async def test_a_refusal_does_not_quote_a_credential_the_views_would_hide(tmp_pa
             assert answer.status in (200, 400) and "regular expression" in answer.text, answer.text
             assert "s3cr3t" not in answer.text, answer.text
         assert "s3cr3t" not in gw.stderr()
+
+
+async def test_a_reload_that_changes_nothing_that_serves_is_no_new_version(tmp_path: Path) -> None:
+    # Every SIGHUP (and every touch under --watch) made a version, pushing real rollback targets out of the history.
+    async with run_gateway(tmp_path, ROUTES) as gw:
+        gw.config.write_text("# a comment moves every line\n" + ROUTES, encoding="utf-8")
+        gw.signal(signal.SIGHUP)
+        metrics = await reloads_counted(gw, 1)
+        assert metrics.value("gateway_reloads_total", result="success") == 1
+        assert (await call(gw, "GET", "/admin/v1/versions")).json()["current"] == 1
+        assert "routes file unchanged: version 1 keeps serving (ok)" in gw.stderr()
+        gw.config.write_text(ROUTES.replace("/r/**", "/r2/**"), encoding="utf-8")
+        gw.signal(signal.SIGHUP)
+        await gw.wait_for_version(2)
+        assert (await call(gw, "GET", "/admin/v1/versions")).json()["versions"][-1]["author"] == "file"

@@ -13,7 +13,7 @@ import os
 import signal
 from pathlib import Path
 
-from tests.e2e.ops_helpers import GatewayProcess, Metrics, eventually, routes_yaml, run_gateway
+from tests.e2e.ops_helpers import GatewayProcess, eventually, reloads_counted, routes_yaml, run_gateway
 from tests.plugins import write_distribution
 
 FRAGILE = """\
@@ -35,17 +35,6 @@ async def _filter(exchange, call_next):
 
 SPEC = FilterSpec(name="Fragile", order=972, config=Config, build=lambda c, ctx: _filter, summary="test", example={{}})
 """
-
-
-async def reloads_counted(gw: GatewayProcess, total: int) -> Metrics:
-    """The metrics once `total` reloads have been counted (success or failure)."""
-
-    async def probe() -> Metrics | None:
-        metrics = await gw.metrics()
-        counted = sum(metrics.values("gateway_reloads_total", ["result"]).values())
-        return metrics if counted >= total else None
-
-    return await eventually(probe, f"{total} reloads counted", guard=60.0)
 
 
 async def kill_worker_and_reload(gw: GatewayProcess, index: int) -> None:
