@@ -25,6 +25,8 @@ from gateway.spec import FilterSpec, PredicateSpec
 
 __all__ = ["openapi_bytes", "openapi_document", "relax"]
 
+#: a route id: no control characters (gateway.changes refuses them: an id goes raw into the audit line)
+ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
 REF: Final = "#/components/schemas/"
 _TEXT: Final = {"type": "string"}
 _SCALAR: Final = {"type": ["string", "number", "boolean"]}
@@ -109,36 +111,35 @@ def _route_schemas(registry: Registry, schemas: dict[str, Any]) -> None:
     for name, nested in metadata.pop("$defs", {}).items():
         schemas[f"RouteOptions.{name}"] = relax(nested)
     schemas["RouteMetadata"] = relax(metadata)
-    enabled = {"type": ["boolean", "string", "null"], "description": "true (default: also when null) or false"}
+    enabled = {
+        "anyOf": [{"const": True}, {"type": "null"}, {"type": "string", "pattern": r"^\s*[Tt][Rr][Uu][Ee]\s*$"}],
+        "description": "true (also when null or left out): a dynamic route is deleted, never disabled",
+    }
     schemas["RouteDefinition"] = {
         "description": "A route as in routes.yaml's `routes:`. Keys other than these are refused (400), as is "
-        "every invalid value, by JSON pointer. A route with `enabled: false` is not read at all.",
-        "anyOf": [
-            {
-                "type": "object",
-                "properties": {
-                    # no control characters (gateway.changes: an id goes raw into the audit line)
-                    "id": {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"},
-                    "uri": {"type": "string", "examples": ["http://127.0.0.1:8081"]},
-                    "predicates": {"anyOf": [{"type": "array", "items": _ref("Predicate")}, {"type": "null"}]},
-                    "filters": {"anyOf": [{"type": "array", "items": _ref("Filter")}, {"type": "null"}]},
-                    "order": {"type": "integer"},
-                    "metadata": {"anyOf": [_ref("RouteMetadata"), {"type": "null"}]},
-                    "enabled": enabled,
-                },
-                "required": ["uri"],
-                "additionalProperties": False,
+        "every invalid value, by JSON pointer.",
+        "type": "object",
+        "properties": {
+            # no control characters (gateway.changes: an id goes raw into the audit line)
+            "id": {"type": "string", "pattern": ID_PATTERN},
+            # Any scheme-looking text (the gateway names the schemes it takes when it refuses one); the two consts
+            # are common, valid targets, there so that generated requests reach past the refusals too.
+            "uri": {
+                "anyOf": [
+                    {"const": "no://op"},
+                    {"const": "http://127.0.0.1:9"},
+                    {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9+.-]*:"},
+                ],
+                "examples": ["http://127.0.0.1:8081"],
             },
-            {
-                "type": "object",
-                "required": ["enabled"],
-                "properties": {
-                    "enabled": {
-                        "anyOf": [{"const": False}, {"type": "string", "pattern": r"^\s*[Ff][Aa][Ll][Ss][Ee]\s*$"}]
-                    }
-                },
-            },
-        ],
+            "predicates": {"anyOf": [{"type": "array", "items": _ref("Predicate")}, {"type": "null"}]},
+            "filters": {"anyOf": [{"type": "array", "items": _ref("Filter")}, {"type": "null"}]},
+            "order": {"type": "integer"},
+            "metadata": {"anyOf": [_ref("RouteMetadata"), {"type": "null"}]},
+            "enabled": enabled,
+        },
+        "required": ["uri"],
+        "additionalProperties": False,
     }
 
 
@@ -241,7 +242,7 @@ _VIEWS: dict[str, Any] = {
                     ]
                 },
             },
-            "reason": {"type": "string"},
+            "reason": {"type": "string", "maxLength": 1000},
         },
         "additionalProperties": False,
     },
@@ -306,22 +307,37 @@ _IF_MATCH = {
     "in": "header",
     "required": False,
     "description": 'Apply only if the current version is this one ("7"); otherwise 412',
+    "schema": {"type": "string", "pattern": r'^\s*(\*|(W/)?"*[0-9]+"*)\s*$'},
+}
+# At most 1,000 characters (400 beyond), left out of the schema: a generated longer one percent-encodes past the
+# request-line limit, which aiohttp answers before the API sees the request.
+_REASON = {
+    "name": "reason",
+    "in": "query",
+    "required": False,
+    "description": "Recorded with the version (at most 1,000 characters)",
     "schema": {"type": "string"},
 }
-_REASON = {"name": "reason", "in": "query", "required": False, "schema": {"type": "string"}}
 
 
 def _param(name: str, description: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
 
 
-_ID = _param("id", "A route id")
+_ID = {**_param("id", "A route id"), "schema": {"type": "string", "pattern": ID_PATTERN}, "example": "example"}
 _N = _param("n", "A version number")
 _AUTH = (401, 403)
 
 
-def _body(ref: str, required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {"application/json": {"schema": _ref(ref)}}}
+def _body(ref: str, required: bool = True, example: Any = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": _ref(ref)}
+    if example is not None:
+        media["example"] = example
+    return {"required": required, "content": {"application/json": media}}
+
+
+#: a route every gateway takes (what client generators and fuzzers start from)
+ROUTE_EXAMPLE = {"uri": "http://127.0.0.1:9", "predicates": ["Path=/example/**"], "filters": ["StripPrefix=1"]}
 
 
 def _op(summary: str, responses: dict[str, Any], *errors: int, **extra: Any) -> dict[str, Any]:
@@ -344,7 +360,7 @@ def _native_paths() -> dict[str, Any]:
                 {"200": changed, "201": {**changed, "description": "A new dynamic route"}},
                 *write,
                 parameters=[_IF_MATCH, _REASON],
-                requestBody=_body("RouteDefinition"),
+                requestBody=_body("RouteDefinition", example=ROUTE_EXAMPLE),
             ),
             "delete": _op(
                 "Delete a dynamic route", {"200": changed}, 400, 404, 409, 412, 503, parameters=[_IF_MATCH, _REASON]
@@ -471,7 +487,12 @@ def _native_paths() -> dict[str, Any]:
                 requestBody={
                     "required": False,
                     "content": {
-                        "application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}}}}
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"reason": {"type": "string", "maxLength": 1000}},
+                            }
+                        }
                     },
                 },
             ),
@@ -529,7 +550,7 @@ def _actuator_paths() -> dict[str, Any]:
                 "Add or replace a dynamic route",
                 {"201": {"description": "Applied", "headers": {**_ETAG, "Location": {"schema": {"type": "string"}}}}},
                 *write,
-                requestBody=_body("RouteDefinition"),
+                requestBody=_body("RouteDefinition", example=ROUTE_EXAMPLE),
             ),
             "delete": _op("Delete a dynamic route", {"200": empty}, 404, 409, 503),
         },
