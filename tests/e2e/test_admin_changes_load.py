@@ -22,7 +22,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from benchmarks.admin_changes import (
     Admin,
@@ -34,22 +33,14 @@ from benchmarks.admin_changes import (
     problems_of,
     static_routes,
 )
-from tests.conftest import StartUpstream, Upstream
+from tests.conftest import StartUpstream
 from tests.e2e.ops_helpers import ADMIN_TOKEN, GUARD, run_gateway, wait_until
+from tests.e2e.test_ops_reload import start_pong
 
 CHANGES = 1000
 CHANGES_GUARD = 300.0  # seconds for all changes: a guard against a hang (they take 40-60 s on 2 CPUs)
 LOAD_CLIENTS = 3
 LOAD_PAUSE = 0.005  # seconds between one client's requests: steady, without starving the change client's loop
-
-
-async def start_pong(start_upstream: StartUpstream) -> Upstream:
-    async def pong(request: web.Request) -> web.Response:
-        return web.Response(text=f"pong {request.path}")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", pong)
-    return await start_upstream(app)
 
 
 def empty_diff() -> dict[str, Any]:
