@@ -206,27 +206,54 @@ class Admin(_Model):
 
 
 class StoreSettings(_Model):
-    """Where dynamic routes and the version history are kept (`store:`). `kind` defaults to `file` when `path` is
-    set, else `memory` (lost at restart: a warning says so at start)."""
+    """Where dynamic routes and the version history are kept (`store:`). `kind` defaults to `redis` when
+    `redis_url` is set, `file` when `path` is set, else `memory` (lost at restart: a warning says so at start)."""
 
-    kind: Literal["memory", "file"] | None = Field(
-        None, description="memory or file (redis comes with Redis-shared config); default file when path is set."
+    kind: Literal["memory", "file", "redis"] | None = Field(
+        None, description="memory, file or redis; default redis when redis_url is set, file when path is set."
     )
     path: Path | None = Field(None, description="The file store's JSON file (one gateway per file: it is locked).")
     history: int = Field(100, ge=2, le=10000, description="Versions kept (older ones are pruned, oldest first).")
+    # SECURITY: SecretStr: a URL may carry the Redis password (redis://:pw@host); never shown or logged.
+    redis_url: SecretStr | None = Field(
+        None, description="redis://, rediss:// (TLS, verified) or unix:// URL of the shared store (store.kind redis)."
+    )
+    key_prefix: str = Field("sluicegate:", min_length=1, description="Prefix of every Redis key the store uses.")
+    start_without_redis: bool = Field(
+        False, description="Start on the static routes when Redis is down (else refuse); converge when it returns."
+    )
+    timeout: float = Field(1.0, gt=0, le=30, description="Seconds one Redis call may take (writes fail with 503).")
+    poll_interval: float = Field(
+        1.0, gt=0, le=60, description="Seconds between version polls (the safety net under pub/sub)."
+    )
 
     @model_validator(mode="after")
-    def _path_for_file(self) -> Self:
-        if self.kind == "file" and self.path is None:
+    def _where(self) -> Self:
+        kind = self.effective_kind()
+        if kind == "file" and self.path is None:
             raise ValueError("store.kind file needs store.path")
-        if self.kind == "memory" and self.path is not None:
-            raise ValueError("store.path is set but store.kind is memory: drop one of them")
+        if kind == "redis" and self.redis_url is None:
+            raise ValueError("store.kind redis needs store.redis_url")
+        if self.kind == "memory" and (self.path is not None or self.redis_url is not None):
+            raise ValueError("store.path or store.redis_url is set but store.kind is memory: drop one of them")
         return self
 
-    def effective_kind(self) -> Literal["memory", "file"]:
+    def effective_kind(self) -> Literal["memory", "file", "redis"]:
         if self.kind is not None:
             return self.kind
+        if self.redis_url is not None:
+            return "redis"
         return "file" if self.path is not None else "memory"
+
+
+class StateSettings(_Model):
+    """Where filters' shared keyed values live (`state:`): this worker's memory, or Redis shared by every replica."""
+
+    redis_url: SecretStr | None = Field(
+        None, description="Redis URL for filters' shared state; default store.redis_url; none: per-worker memory."
+    )
+    key_prefix: str = Field("sluicegate:", min_length=1, description="Prefix of every Redis key of filter state.")
+    timeout: float = Field(0.25, gt=0, le=30, description="Seconds one state call may take before it fails.")
 
 
 class Drain(_Model):
@@ -255,6 +282,7 @@ class Settings(_Model):
     workers: int = Field(1, ge=1, le=64, description="Worker processes; in a container scale by replicas.")
     drain: Drain = Field(default_factory=Drain)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     observability: Observability = Field(default_factory=Observability)
     trusted_proxies: tuple[IPNetwork, ...] = Field(
         (), description="CIDRs of proxies whose X-Forwarded-*/Forwarded headers are kept and appended to."
