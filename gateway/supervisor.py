@@ -43,13 +43,14 @@ from gateway.launch import EarlySignals
 from gateway.metrics import render
 from gateway.registry import Registry, load_registry
 from gateway.settings import Listen, Settings
-from gateway.store import ConfigStore, StoreError, VersionRecord, open_store
+from gateway.store import ConfigStore, StoreError, VersionConflict, VersionRecord, open_store
 from gateway.versions import Versions, VersionsError, changed_ids
 
 log = logging.getLogger("sluicegate.supervisor")
 START_TIMEOUT = 30.0
 RESTART_BACKOFF = 1.0
 MAX_REASON = 1000
+CONFLICT_RETRIES = 3  # a change without If-Match planned again on another replica's newer version, at most
 
 
 class StartError(Exception):
@@ -72,6 +73,7 @@ class _HandOut:
     everywhere); else which slots did not confirm it (unanswered) and which need a replacement worker."""
 
     refused: list[str] | None = None
+    conflict: str | None = None  # refused because another replica stored a version first (shared stores)
     retry: bool = False  # refused for a reason of ours (the store, a worker died or did not answer), not the change
     unanswered: set[int] = field(default_factory=set)
     restarting: list[int] = field(default_factory=list)
@@ -127,6 +129,8 @@ class Supervisor:
                 await self._stop_workers()
                 raise
             self._background(self._reload_loop())  # a reload asked for during start-up runs now
+            if self.config_store.shared:
+                self._background(self._follow())  # versions other replicas store
             if self.watch:
                 self._background(self._watch())
             await self.stopping.wait()
@@ -346,7 +350,7 @@ class Supervisor:
             )
         return ok
 
-    async def _hand_out(self, snapshot: Snapshot, record: VersionRecord) -> _HandOut:
+    async def _hand_out(self, snapshot: Snapshot, record: VersionRecord | None) -> _HandOut:
         """Serve `snapshot` in every worker or in none, and store `record` (the version it is) in between.
 
         The caller holds the version lock. Two phases: each live worker builds it and starts its filters (prepare);
@@ -367,9 +371,12 @@ class Supervisor:
         # A worker that answered with errors cannot build this version (the change's fault); one that died or did
         # not answer, or a store that cannot be written, is ours: the client may retry (`retry`).
         refusals = [r for r in failed if isinstance(r, list)]
-        if not failed:
+        if not failed and record is not None:  # None: a version learned from the store, stored already
             try:
                 await self.config_store.append(record)
+            except VersionConflict as exc:
+                await asyncio.gather(*(self._abort(w, snapshot.version) for w in live), return_exceptions=True)
+                return _HandOut(refused=[str(exc)], retry=True, conflict=str(exc))
             except StoreError as exc:
                 failed = [[str(exc)]]
         if failed:
@@ -383,7 +390,8 @@ class Supervisor:
         unanswered -= {w.index for w, r in zip(prepared, commits, strict=True) if isinstance(r, ConnectionError)}
         # Dead before the hand-out, or died during it (its channel broke): a replacement has to start on it.
         restarting = [w.index for w in self.workers if w.index not in confirmed | unanswered]
-        self.versions.audit(record, snapshot.config)
+        if record is not None:
+            self.versions.audit(record, snapshot.config)
         return _HandOut(unanswered=unanswered, restarting=restarting, failures_before=dict(self._failed_starts))
 
     # -- dynamic routes ---------------------------------------------------------------------------------------
@@ -418,26 +426,75 @@ class Supervisor:
         return await asyncio.shield(self._change(plan_of, author, reason, expected))
 
     async def _change(self, plan_of: Any, author: str, reason: str, expected: int | None) -> tuple[int, Plan]:
+        if len(reason) > MAX_REASON:  # kept in every version the store holds and in the audit line
+            raise ChangeRefused(400, f"the reason is over {MAX_REASON} characters", [Problem("/reason", "too long")])
         async with self._version_lock:
-            current = self.config_store.current()
-            if expected is not None and expected != current.version:
-                raise ChangeRefused(412, f"the current version is {current.version}, not {expected}")
-            if self.draining:
-                raise ChangeRefused(503, "the gateway is draining")
-            if len(reason) > MAX_REASON:  # kept in every version the store holds and in the audit line
-                raise ChangeRefused(
-                    400, f"the reason is over {MAX_REASON} characters", [Problem("/reason", "too long")]
-                )
-            if not self._all_serving():
-                # Every worker must build a change before it is stored: with a slot dead or starting, a version no
-                # worker could build might be stored and then fail every replacement and every later start.
-                raise ChangeRefused(503, "a worker is starting or restarting; retry in a moment")
-            planned: Plan = plan_of(current)
-            snapshot = self.versions.planned(planned)
-            out = await self._hand_out(snapshot, self.versions.record(snapshot, author, reason, planned.changed))
+            for _ in range(CONFLICT_RETRIES):
+                current = self.config_store.current()
+                if expected is not None and expected != current.version:
+                    raise ChangeRefused(412, f"the current version is {current.version}, not {expected}")
+                if self.draining:
+                    raise ChangeRefused(503, "the gateway is draining")
+                if not self._all_serving():
+                    # Every worker must build a change before it is stored: with a slot dead or starting, a version
+                    # no worker could build might be stored and then fail every replacement and every later start.
+                    raise ChangeRefused(503, "a worker is starting or restarting; retry in a moment")
+                planned: Plan = plan_of(current)
+                snapshot = self.versions.planned(planned)
+                record = self.versions.record(snapshot, author, reason, planned.changed)
+                out = await self._hand_out(snapshot, record)
+                if out.conflict is None:
+                    break
+                # Another replica wrote first. With If-Match the client asked for exactly that version: 412. Without,
+                # the change is planned again on the winner's version (never lost, never applied on a stale one).
+                if expected is not None:
+                    raise ChangeRefused(412, f"the version moved: {out.conflict}")
+                await self._catch_up_locked()
+            else:
+                raise ChangeRefused(503, "other replicas kept writing first; retry")
             if out.refused is not None:
                 raise ChangeRefused(503 if out.retry else 400, "; ".join(out.refused))
         return snapshot.version, planned
+
+    async def _follow(self) -> None:
+        """A shared store: apply every version another replica stores, woken by the store's announcements and its
+        poll. Errors cost one round, never the loop (a replica must keep converging)."""
+        wanted = asyncio.Event()
+        self._background(self.config_store.watch(wanted.set, self.settings.store.poll_interval))
+        while not self.draining:
+            await wanted.wait()
+            wanted.clear()
+            try:
+                async with self._version_lock:
+                    await self._catch_up_locked()
+            except Exception:
+                log.exception("following the store failed; version %d keeps serving", self.snapshot.version)
+
+    async def _catch_up_locked(self) -> None:
+        """Serve the store's current version if it is newer than what serves (the caller holds the version lock).
+        A version that does not fit this replica's routes file, or that a worker refuses, is logged and skipped:
+        this replica keeps its version and catches up with the next one."""
+        store = self.config_store
+        try:
+            await store.refresh()
+        except StoreError as exc:
+            log.warning("%s; version %d keeps serving", exc, self.snapshot.version)
+            return
+        latest = store.current()
+        if latest.version <= self.snapshot.version:
+            return
+        try:
+            snapshot = self.versions.stored(latest)
+        except ConfigError as exc:
+            log.error("version %d from %s does not fit this replica: %s", latest.version, store.where, exc)
+            return
+        out = await self._hand_out(snapshot, None)
+        if out.refused is not None:
+            log.error("version %d from %s refused here: %s", latest.version, store.where, "; ".join(out.refused))
+            return
+        log.info(
+            "routes version %d (by %s: %s) from %s serving", latest.version, latest.author, latest.reason, store.where
+        )
 
     def check(self, plan_of: Any) -> Plan:
         """Dry run of `change`: ChangeRefused with every problem, or the plan that would apply."""

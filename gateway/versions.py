@@ -21,7 +21,7 @@ from gateway.errors import ConfigError
 from gateway.registry import Registry
 from gateway.routing.compiler import with_dynamic
 from gateway.settings import Settings
-from gateway.store import ConfigStore, StoreError, VersionRecord
+from gateway.store import ConfigStore, StoreError, VersionConflict, VersionRecord
 from gateway.store.base import now
 
 log = logging.getLogger("sluicegate.supervisor")
@@ -56,6 +56,24 @@ class Versions:
             raise VersionsError(str(exc)) from None
         if self.settings.store.effective_kind() == "memory":
             log.warning("dynamic routes are kept in memory and will not survive a restart: set store.path to keep them")
+        for _ in range(3):  # a shared store: another replica starting with the same file may store it first
+            try:
+                snapshot = await self._file_version()
+            except VersionConflict:
+                await self._refreshed()
+                continue
+            log.info("routes version %d (store %s)", snapshot.version, self.store.where)
+            return snapshot
+        raise VersionsError(f"store {self.store.where}: other replicas kept storing versions while this one started")
+
+    async def _refreshed(self) -> None:
+        try:
+            await self.store.refresh()
+        except StoreError as exc:
+            raise VersionsError(str(exc)) from None
+
+    async def _file_version(self) -> Snapshot:
+        """The stored current version with this routes file; stored as a new version when it differs."""
         current = self.store.current()
         try:
             snapshot = Snapshot.of(self.merged(self.static, stored_routes(current)), current.version)
@@ -63,21 +81,28 @@ class Versions:
             issues = "; ".join(str(issue) for issue in exc.issues)
             where = self.store.where
             raise VersionsError(f"the stored dynamic routes ({where}) do not fit the routes file: {issues}") from None
-        if self.published(snapshot) != current.checksum:
-            snapshot = Snapshot.of(snapshot.config, current.version + 1)
-            record = self.record(snapshot, "file", "routes file loaded at start", [r.id for r in self.static.routes])
-            try:
-                await self.store.append(record)
-            except StoreError as exc:
-                raise VersionsError(str(exc)) from None
-            self.audit(record, snapshot.config)
-        log.info("routes version %d (store %s)", snapshot.version, self.store.where)
+        if self.published(snapshot) == current.checksum:
+            return snapshot
+        snapshot = Snapshot.of(snapshot.config, current.version + 1)
+        record = self.record(snapshot, "file", "routes file loaded at start", [r.id for r in self.static.routes])
+        try:
+            await self.store.append(record)
+        except VersionConflict:
+            raise
+        except StoreError as exc:
+            raise VersionsError(str(exc)) from None
+        self.audit(record, snapshot.config)
         return snapshot
 
     def from_file(self, static: GatewayConfig) -> Snapshot:
         """The next version after a reload of the routes file: `static` with the current dynamic routes. Raises
         ConfigError (a dynamic route that no longer fits names both routes)."""
         return Snapshot.of(self.merged(static, stored_routes(self.store.current())), self._next())
+
+    def stored(self, record: VersionRecord) -> Snapshot:
+        """A version another replica stored, as this replica serves it: this routes file with its dynamic routes.
+        Raises ConfigError when they do not fit."""
+        return Snapshot.of(self.merged(self.static, stored_routes(record)), record.version)
 
     def planned(self, plan: Plan) -> Snapshot:
         """The next version after an admin change. ChangeRefused(400) with every problem by JSON pointer."""

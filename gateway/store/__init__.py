@@ -7,6 +7,6 @@ A fresh store holds version 0: no routes, author `store`. The supervisor is the 
 after every worker prepared it and before any commits it, so what serves is always durable first.
 """
 
-from gateway.store.base import ConfigStore, StoreError, VersionRecord, fresh_record, open_store
+from gateway.store.base import ConfigStore, StoreError, VersionConflict, VersionRecord, fresh_record, open_store
 
-__all__ = ["ConfigStore", "StoreError", "VersionRecord", "fresh_record", "open_store"]
+__all__ = ["ConfigStore", "StoreError", "VersionConflict", "VersionRecord", "fresh_record", "open_store"]

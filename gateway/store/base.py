@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -15,6 +15,14 @@ class StoreError(Exception):
 
     The message is one line that names the store (its path for a file) and the reason.
     """
+
+
+class VersionConflict(StoreError):
+    """An append lost its compare-and-set: another replica wrote a version first (`current` is the winner's)."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"another replica wrote version {current} first")
+        self.current = current
 
 
 @dataclass(frozen=True)
@@ -125,9 +133,27 @@ class ConfigStore(Protocol):
         """Release what `open` took (the file lock); idempotent."""
         ...
 
+    #: True when other replicas write the same store (Redis): the supervisor then follows it (`refresh`, `watch`)
+    shared: bool
+
+    async def refresh(self) -> bool:
+        """Bring this replica's copy of the versions up to the store's; True when the current version moved."""
+        ...
+
+    async def watch(self, wake: Callable[[], None], poll: float) -> None:
+        """Call `wake` whenever a newer version may have been stored (and at least every `poll` seconds); runs
+        until cancelled. Only a shared store is watched."""
+        ...
+
 
 def open_store(settings: StoreSettings) -> ConfigStore:
     """The store `settings` ask for, not yet opened (`await store.open()`)."""
+    if settings.effective_kind() == "redis":
+        from gateway.store.redis_store import RedisStore
+
+        assert settings.redis_url is not None  # the settings validator requires a URL for kind redis
+        url = settings.redis_url.get_secret_value()
+        return RedisStore(url, settings.key_prefix, settings.history, settings.timeout)
     if settings.effective_kind() == "file":
         from gateway.store.file import FileStore
 

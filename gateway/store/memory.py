@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.store.base import StoreError, VersionRecord, fresh_record
 
@@ -35,10 +36,19 @@ def find(kept: Sequence[VersionRecord], version: int) -> VersionRecord | None:
 
 
 class KeptVersions:
-    """The reading half every kind shares: the kept versions, oldest first, the last one current."""
+    """The reading half every kind shares: the kept versions, oldest first, the last one current; and, for a store
+    only this gateway writes, nothing to follow."""
 
     where: str
     _kept: tuple[VersionRecord, ...] = ()
+    shared = False
+
+    async def refresh(self) -> bool:
+        return False  # only this gateway writes it: its copy is the store
+
+    async def watch(self, wake: Callable[[], None], poll: float) -> None:
+        while True:  # nobody else writes: a poll that never finds anything (kept for the protocol's sake)
+            await asyncio.sleep(poll)
 
     def current(self) -> VersionRecord:
         if not self._kept:
