@@ -36,6 +36,8 @@ class AdminSource(ConfigSource, Protocol):
 
     def routes_view(self) -> dict[str, Any]: ...
 
+    def store_note(self) -> str | None: ...
+
 
 def is_open_path(path: str) -> bool:
     """Health and metrics: served to anyone (probes and scrapers carry no token)."""
@@ -107,7 +109,10 @@ def admin_app(source: AdminSource, tokens: Mapping[str, str] | None) -> web.Appl
 
     async def ready(request: web.Request) -> web.Response:
         up = source.ready()
-        body = {"status": "UP" if up else "DOWN", "draining": source.draining}
+        body: dict[str, Any] = {"status": "UP" if up else "DOWN", "draining": source.draining}
+        note = source.store_note()
+        if note is not None:
+            body["store"] = note
         return web.json_response(body, status=200 if up else 503)
 
     async def metrics(request: web.Request) -> web.Response:

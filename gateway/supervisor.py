@@ -96,6 +96,7 @@ class Supervisor:
     _preparing: bool = False  # a valid version is being prepared in the workers (not ready: it is about to change)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     store: ConfigStore | None = None  # opened in `run` (from settings.store unless given)
+    _store_down: bool = False  # the shared store did not answer the last refresh
     versions: Versions = field(init=False)  # the routes file's config and the store (set in `run`)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -475,11 +476,19 @@ class Supervisor:
         A version that does not fit this replica's routes file, or that a worker refuses, is logged and skipped:
         this replica keeps its version and catches up with the next one."""
         store = self.config_store
+        if self.versions.degraded:
+            await self._recover_locked()
+            return
         try:
             await store.refresh()
         except StoreError as exc:
-            log.warning("%s; version %d keeps serving", exc, self.snapshot.version)
+            if not self._store_down:  # said once per outage, not at every poll
+                log.warning("%s; version %d keeps serving, writes answer 503", exc, self.snapshot.version)
+            self._store_down = True
             return
+        if self._store_down:
+            log.info("store %s answers again", store.where)
+            self._store_down = False
         latest = store.current()
         if latest.version <= self.snapshot.version:
             return
@@ -495,6 +504,23 @@ class Supervisor:
         log.info(
             "routes version %d (by %s: %s) from %s serving", latest.version, latest.author, latest.reason, store.where
         )
+
+    async def _recover_locked(self) -> None:
+        """Started without the store: once it answers, serve its version with this routes file."""
+        try:
+            snapshot = await self.versions.recover()
+        except (StoreError, VersionsError) as exc:
+            log.debug("store still unavailable: %s", exc)
+            return
+        out = await self._hand_out(snapshot, None)
+        if out.refused is not None:
+            log.error("version %d from %s refused here: %s", snapshot.version, self.config_store.where, out.refused)
+
+    def store_note(self) -> str | None:
+        """What /health/ready says about the store when it is not serving from it (None when it is)."""
+        if self.versions.degraded:
+            return "unavailable since start: serving the routes file only (store.start_without_redis)"
+        return None
 
     def check(self, plan_of: Any) -> Plan:
         """Dry run of `change`: ChangeRefused with every problem, or the plan that would apply."""

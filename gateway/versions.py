@@ -22,7 +22,7 @@ from gateway.registry import Registry
 from gateway.routing.compiler import with_dynamic
 from gateway.settings import Settings
 from gateway.store import ConfigStore, StoreError, VersionConflict, VersionRecord
-from gateway.store.base import now
+from gateway.store.base import fresh_record, now
 
 log = logging.getLogger("sluicegate.supervisor")
 audit = logging.getLogger("sluicegate.audit")
@@ -42,6 +42,8 @@ class Versions:
     registry: Registry
     settings: Settings
     static: GatewayConfig
+    #: started without its (shared) store: serving the routes file alone until `recover` succeeds
+    degraded: bool = False
 
     def merged(self, static: GatewayConfig, routes: list[tuple[str, Any]]) -> GatewayConfig:
         return with_dynamic(static, routes, self.registry, self.settings)
@@ -53,7 +55,9 @@ class Versions:
         try:
             await self.store.open()
         except StoreError as exc:
-            raise VersionsError(str(exc)) from None
+            if not (self.store.shared and self.settings.store.start_without_redis):
+                raise VersionsError(str(exc)) from None
+            return self._without_store(exc)
         if self.settings.store.effective_kind() == "memory":
             log.warning("dynamic routes are kept in memory and will not survive a restart: set store.path to keep them")
         for _ in range(3):  # a shared store: another replica starting with the same file may store it first
@@ -65,6 +69,29 @@ class Versions:
             log.info("routes version %d (store %s)", snapshot.version, self.store.where)
             return snapshot
         raise VersionsError(f"store {self.store.where}: other replicas kept storing versions while this one started")
+
+    def _without_store(self, exc: StoreError) -> Snapshot:
+        """store.start_without_redis: serve the routes file alone, as version 0, stored nowhere, until the store
+        answers (`recover`). Said at start, on /health/ready and by gateway_store_up."""
+        log.warning("%s; serving the routes file only until it answers (store.start_without_redis)", exc)
+        self.degraded = True
+        self.store.hold(fresh_record())
+        return Snapshot.of(self.merged(self.static, []), 0)
+
+    async def recover(self) -> Snapshot:
+        """After a start without the store: open it now and make the version to serve (the stored one with this
+        routes file; stored as a new version when it differs). StoreError or VersionsError while it cannot."""
+        await self.store.open()
+        for _ in range(3):
+            try:
+                snapshot = await self._file_version()
+            except VersionConflict:
+                await self._refreshed()
+                continue
+            self.degraded = False
+            log.info("store %s answers: routes version %d", self.store.where, snapshot.version)
+            return snapshot
+        raise VersionsError(f"store {self.store.where}: other replicas kept storing versions while this one joined")
 
     async def _refreshed(self) -> None:
         try:

@@ -136,6 +136,10 @@ class ConfigStore(Protocol):
     #: True when other replicas write the same store (Redis): the supervisor then follows it (`refresh`, `watch`)
     shared: bool
 
+    def hold(self, record: VersionRecord) -> None:
+        """Answer with `record` as the only version until opened (used when a shared store cannot be reached)."""
+        ...
+
     async def refresh(self) -> bool:
         """Bring this replica's copy of the versions up to the store's; True when the current version moved."""
         ...

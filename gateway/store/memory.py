@@ -46,6 +46,10 @@ class KeptVersions:
     async def refresh(self) -> bool:
         return False  # only this gateway writes it: its copy is the store
 
+    def hold(self, record: VersionRecord) -> None:
+        """Answer with `record` as the only version until opened (a shared store that could not be reached)."""
+        self._kept = (record,)
+
     async def watch(self, wake: Callable[[], None], poll: float) -> None:
         while True:  # nobody else writes: a poll that never finds anything (kept for the protocol's sake)
             await asyncio.sleep(poll)
