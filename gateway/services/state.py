@@ -128,6 +128,8 @@ class MemoryBackend:
     async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Add `amount` (a missing key counts as 0). `ttl` applies only when this call creates the key; an
         existing key keeps its expiry (or none). A value that is not an integer: ValueError, as Redis' INCRBY."""
+        if ttl is not None:
+            ttl_ms(ttl)  # a bad ttl is refused whether or not it would apply, as Redis' script arguments are
         entry = self._entry(key)
         if entry is None:
             self._set(key, amount, ttl)
@@ -141,6 +143,8 @@ class MemoryBackend:
     async def compare_and_set(self, key: str, expected: Any, new: Any, ttl: float | None = None) -> bool:
         """Store `new` (expiring after `ttl`, or never) if the value is `expected` (None: the key is absent),
         compared as canonical JSON; True if it did."""
+        if ttl is not None:
+            ttl_ms(ttl)
         entry = self._entry(key)
         if expected is None:
             if entry is not None:
