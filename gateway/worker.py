@@ -174,7 +174,11 @@ async def main(listen_fd: int, control_fd: int, level: str) -> int:
         return 2
     settings = Settings.model_validate(start["settings"])
     _configure(settings, level)
-    shared = shared_backend(settings)
+    try:
+        shared = shared_backend(settings)
+    except ValueError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     if shared is not None:  # before any filter is built: every filter's values go to Redis, shared by all workers
         use_backend(shared)
         log.info("filter state in Redis (key prefix %r)", settings.state.key_prefix)

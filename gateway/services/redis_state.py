@@ -34,6 +34,8 @@ from gateway.services.state import PythonScript, StateUnavailable, encode, ttl_m
 from gateway.settings import Settings
 
 T = TypeVar("T")
+#: What model_dump(mode="json") makes of a SecretStr.
+MASKED = "**********"
 log = logging.getLogger("sluicegate.state")
 
 INCR_CREATING = """
@@ -131,7 +133,10 @@ class RedisBackend:
 def shared_backend(settings: Settings) -> RedisBackend | None:
     """The Redis backend `settings` ask for (`state.redis_url`, defaulting to `store.redis_url`), or None for this
     worker's memory. Nothing connects yet: the first call does, so a worker starts while Redis is down."""
-    url = settings.state.redis_url or settings.store.redis_url
+    url = settings.state_redis_url()
     if url is None:
         return None
+    if url.get_secret_value() == MASKED:
+        # the start message was made with model_dump, which masks secrets, instead of Settings.for_workers()
+        raise ValueError("state.redis_url reached this worker masked: its settings must come from for_workers()")
     return RedisBackend(url.get_secret_value(), key_prefix=settings.state.key_prefix, timeout=settings.state.timeout)

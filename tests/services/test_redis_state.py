@@ -391,3 +391,16 @@ async def test_a_failing_script(store: Store) -> None:
 
 async def _is_none(state: KeyedState, key: str) -> bool:
     return await state.get(key) is None
+
+
+def test_workers_get_the_state_url_and_no_other_secret() -> None:
+    settings = Settings.model_validate(
+        {"store": {"redis_url": "redis://:store-pw@127.0.0.1:1/0"}, "admin": {"token": "t" * 32}}
+    )
+    sent = settings.for_workers()
+    assert sent["state"]["redis_url"] == "redis://:store-pw@127.0.0.1:1/0"  # the default: store.redis_url
+    assert sent["store"]["redis_url"] == "**********" and sent["admin"]["token"] == "**********"
+    received = shared_backend(Settings.model_validate(sent))
+    assert received is not None and received._redis.connection_pool.connection_kwargs["port"] == 1
+    with pytest.raises(ValueError, match="masked"):  # what plain model_dump would have sent
+        shared_backend(Settings.model_validate(settings.model_dump(mode="json")))
