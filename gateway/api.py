@@ -57,7 +57,16 @@ from gateway.routing.capture import match_any
 from gateway.routing.hostpattern import HostPattern, compile_host_pattern
 from gateway.routing.pathpattern import PathPattern, PatternError, compile_path_pattern
 from gateway.routing.weights import WeightChooser
-from gateway.services import FilterServices, KeyedState, MetricError, MetricsFactory, Redispatch
+from gateway.services import (
+    FilterServices,
+    KeyedState,
+    MetricError,
+    MetricsFactory,
+    PythonScript,
+    Redispatch,
+    ScriptStore,
+    StateUnavailable,
+)
 from gateway.services.metrics import CounterChild, GaugeChild, HistogramChild
 from gateway.services.metrics import Family as MetricFamily
 from gateway.spec import (
@@ -100,7 +109,8 @@ from gateway.uri import (
 )
 
 __all__ = [
-    # Services a filter gets on BuildContext.services: metrics factory, keyed state, forward:, log, clock
+    # Services a filter gets on BuildContext.services: metrics factory, keyed state (and its scripts and failure),
+    # forward:, log, clock
     "CounterChild",
     "FilterServices",
     "GaugeChild",
@@ -109,7 +119,10 @@ __all__ = [
     "MetricError",
     "MetricFamily",
     "MetricsFactory",
+    "PythonScript",
     "Redispatch",
+    "ScriptStore",
+    "StateUnavailable",
     # The exchange a filter sees, what it answers, and the contracts of a filter and a predicate
     "Endpoint",
     "Exchange",

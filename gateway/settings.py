@@ -320,6 +320,22 @@ class Settings(_Model):
                 raise ValueError(f"{name!r} is needed by the gateway itself and cannot be removed this way")
         return tuple(value)
 
+    def state_redis_url(self) -> SecretStr | None:
+        """Where filters' shared values live: `state.redis_url`, else `store.redis_url`, else None (memory)."""
+        return self.state.redis_url or self.store.redis_url
+
+    def for_workers(self) -> dict[str, Any]:
+        """These settings as the JSON a worker's start message carries. Secrets stay masked (model_dump) except
+        the one a worker needs, the shared state's Redis URL, given as `state.redis_url`.
+
+        SECURITY: only for the private control socketpair between the supervisor and its workers; never log or
+        show the result."""
+        data = self.model_dump(mode="json")
+        url = self.state_redis_url()
+        if url is not None:
+            data["state"]["redis_url"] = url.get_secret_value()
+        return data
+
     def is_trusted_proxy(self, address: str) -> bool:
         """True when the socket peer `address` is inside one of `trusted_proxies`."""
         if not self.trusted_proxies or not address:

@@ -41,6 +41,8 @@ from gateway.errors import ConfigError, ConfigIssue
 from gateway.metrics import METRICS
 from gateway.observability import ACCESS_LOG
 from gateway.routing.table import RouteTable
+from gateway.services import use_backend
+from gateway.services.redis_state import shared_backend
 from gateway.settings import Settings
 
 GC_GEN0_THRESHOLD = 20_000
@@ -172,6 +174,24 @@ async def main(listen_fd: int, control_fd: int, level: str) -> int:
         return 2
     settings = Settings.model_validate(start["settings"])
     _configure(settings, level)
+    try:
+        shared = shared_backend(settings)
+    except ValueError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    if shared is not None:  # before any filter is built: every filter's values go to Redis, shared by all workers
+        use_backend(shared)
+        log.info("filter state in Redis (key prefix %r)", settings.state.key_prefix)
+    try:
+        return await _serve(settings, reader, writer, listen_fd, start)
+    finally:
+        if shared is not None:
+            await shared.aclose()
+
+
+async def _serve(
+    settings: Settings, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listen_fd: int, start: Message
+) -> int:
     gateway = Gateway(settings)
     worker = Worker(gateway, writer)
     version = int(start["routes"]["version"])

@@ -6,7 +6,8 @@ histograms), `state` (keyed state: values behind an async interface, live per-wo
 
 `WorkerServices` is the per-process side that `FilterServices` views share: one metric registry (carried to the
 supervisor in the worker's metrics snapshot), one state store; every `WorkerServices()` of a process shares them
-(`WORKER` is the default one). `FilterSpec` scopes it to the filter and route before calling `build`
+(`WORKER` is the default one). The values store is memory unless the worker was started with a Redis URL
+(`use_backend`, gateway.services.redis_state). `FilterSpec` scopes it to the filter and route before calling `build`
 (gateway.spec), so a filter never names itself and cannot declare metrics under another's name.
 """
 
@@ -19,18 +20,31 @@ from dataclasses import dataclass, field
 
 from gateway.services.metrics import MetricError, MetricRegistry, MetricsFactory, snake_case
 from gateway.services.redispatch import Redispatch
-from gateway.services.state import KeyedState, LocalObjects, MemoryBackend, StateBackend
+from gateway.services.state import (
+    KeyedState,
+    LocalObjects,
+    MemoryBackend,
+    PythonScript,
+    ScriptStore,
+    StateBackend,
+    StateUnavailable,
+)
 
 __all__ = [
     "FilterServices",
     "KeyedState",
     "MetricError",
     "MetricsFactory",
+    "PythonScript",
     "Redispatch",
+    "ScriptStore",
+    "StateBackend",
+    "StateUnavailable",
     "WORKER",
     "WorkerServices",
     "default_services",
     "snake_case",
+    "use_backend",
 ]
 
 Clock = Callable[[], float]
@@ -43,7 +57,7 @@ LOGGER = "sluicegate.filter"
 #: worker's snapshot (gateway.metrics) and unchanged breakers and budgets carry over.
 _METRICS = MetricRegistry()
 _LOCAL = LocalObjects()
-_VALUES = MemoryBackend(time.monotonic)
+_VALUES: StateBackend = MemoryBackend(time.monotonic)
 
 
 @dataclass
@@ -71,7 +85,7 @@ class WorkerServices:
         assert self.backend is not None
         return FilterServices(
             metrics=MetricsFactory(self.metrics, filter_name, builtin),
-            state=KeyedState(self.backend, self.local, filter_name),
+            state=KeyedState(self.backend, self.local, filter_name, route_id),
             redispatch=self.redispatch,
             log=logging.getLogger(f"{LOGGER}.{filter_name or '-'}.{route_id or '-'}"),
             clock=self.clock,
@@ -103,6 +117,14 @@ class FilterServices:
 
 #: This process's services (a worker's; the supervisor never builds filters after issue 10's item 1).
 WORKER = WorkerServices()
+
+
+def use_backend(backend: StateBackend) -> None:
+    """Make `backend` this process's values store (a worker with `state.redis_url`: gateway.worker), before any
+    filter is built: every `WorkerServices()` from now on, and `WORKER`, use it. Live objects stay per worker."""
+    global _VALUES
+    _VALUES = backend
+    WORKER.backend = backend
 
 
 def default_services() -> FilterServices:
