@@ -230,7 +230,7 @@ class Supervisor:
                 reply = await worker.channel.request(
                     {
                         "type": "start",
-                        "settings": self.settings.model_dump(mode="json"),
+                        "settings": self.settings.for_workers(),
                         "routes": self.snapshot.message(),
                     },
                     START_TIMEOUT,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
 from tests.e2e.ops_helpers import one_request, routes_yaml, run_gateway
@@ -41,11 +40,6 @@ SPEC = FilterSpec(name="SharedCounter", order=901, config=Config, build=lambda c
 """
 
 
-# The supervisor sends its workers settings.model_dump(mode="json"), which masks every SecretStr: a worker gets
-# '**********' for state.redis_url and refuses to start (saying so). gateway/supervisor.py must send
-# `self.settings.for_workers()` instead (one line, outside this branch's files); with it this test passes. Strict:
-# once the supervisor is fixed the xfail fails, and this marker goes.
-@pytest.mark.xfail(strict=True, reason="needs the supervisor to send Settings.for_workers() (state.redis_url)")
 async def test_two_workers_count_in_one_shared_counter(tmp_path: Path) -> None:
     prefix = f"test-{uuid.uuid4().hex}:"
     site = tmp_path / "site"
