@@ -10,6 +10,7 @@ lifetime: a restarted worker starts from zero, which Prometheus' rate() reads as
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -24,21 +25,24 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 #: SCG's outcome names (HttpStatus.Series), by status class.
 OUTCOMES = ("INFORMATIONAL", "SUCCESSFUL", "REDIRECTION", "CLIENT_ERROR", "SERVER_ERROR")
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: gateway_config_propagation_seconds: from a version's write to a worker serving it (target: under 1 s)
+PROPAGATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "unmatched"
 
 
 class Histogram:
-    """Bucket counts (not cumulative), a sum and a count."""
+    """Bucket counts (not cumulative) over `bounds` (BUCKETS unless given), a sum and a count."""
 
-    __slots__ = ("buckets", "total", "count")
+    __slots__ = ("bounds", "buckets", "total", "count")
 
-    def __init__(self) -> None:
-        self.buckets = [0] * (len(BUCKETS) + 1)
+    def __init__(self, bounds: tuple[float, ...] = BUCKETS) -> None:
+        self.bounds = bounds
+        self.buckets = [0] * (len(bounds) + 1)
         self.total = 0.0
         self.count = 0
 
     def observe(self, seconds: float) -> None:
-        self.buckets[bisect_left(BUCKETS, seconds)] += 1
+        self.buckets[bisect_left(self.bounds, seconds)] += 1
         self.total += seconds
         self.count += 1
 
@@ -60,7 +64,8 @@ class WorkerMetrics:
         self.active_requests = 0
         self.open_connections = 0
         self.routes_loaded = 0
-        self.table_version = 0
+        self.table_version = 0  # the routes version this worker serves (gateway_config_version)
+        self.propagation = Histogram(PROPAGATION_BUCKETS)
         # upstream pools (gateway/lb): healthy instances as this worker sees them, ejections, health-check results
         self.pool_healthy: dict[str, int] = {}
         self.outlier_ejections: dict[str, int] = {}
@@ -117,6 +122,13 @@ class WorkerMetrics:
         key = (route, pool)
         self.breaker_rejections[key] = self.breaker_rejections.get(key, 0) + 1
 
+    def served_version(self, version: int, written: float | None) -> None:
+        """This worker now serves `version`, written (stored, as seconds since the epoch) at `written`, if known.
+        A clock behind the writer's (another replica's) counts as zero, never as a negative time."""
+        self.table_version = version
+        if written is not None:
+            self.propagation.observe(max(0.0, time.time() - written))
+
     def shed_request(self, reason: str) -> None:
         self.shed[reason] = self.shed.get(reason, 0) + 1
 
@@ -137,6 +149,8 @@ class WorkerMetrics:
             "active_requests": self.active_requests,
             "open_connections": self.open_connections,
             "routes_loaded": self.routes_loaded,
+            "config_version": self.table_version,
+            "propagation": [self.propagation.buckets, self.propagation.total, self.propagation.count],
             "pool_healthy": self.pool_healthy,
             "outlier_ejections": self.outlier_ejections,
             "health_checks": [[*key, n] for key, n in self.health_checks.items()],
@@ -172,7 +186,7 @@ def _merge_histograms(rows: Iterable[Sequence[Any]], key_len: int) -> dict[tuple
 def _cumulative(histogram: Histogram) -> list[tuple[str, float]]:
     out: list[tuple[str, float]] = []
     running = 0
-    for bound, count in zip([*BUCKETS, float("inf")], histogram.buckets, strict=True):
+    for bound, count in zip([*histogram.bounds, float("inf")], histogram.buckets, strict=True):
         running += count
         out.append(("+Inf" if bound == float("inf") else repr(bound), running))
     return out
@@ -332,6 +346,40 @@ def _breaker_families(snapshots: Sequence[Mapping[str, Any]]) -> Iterator[Metric
     )
 
 
+def _config_families(snapshots: Sequence[Mapping[str, Any]], supervisor: Mapping[str, Any]) -> Iterator[Metric]:
+    """Which version each worker serves, how long versions took to get there, and the store's health. Declared
+    whatever the store's kind: a memory or file store has one writer (this supervisor), a Redis store many."""
+    version = GaugeMetricFamily(
+        PREFIX + "config_version", "The routes version each worker serves, by worker slot.", labels=["worker"]
+    )
+    propagation = Histogram(PROPAGATION_BUCKETS)
+    for s in snapshots:
+        if "config_version" in s:  # a worker of an older version does not report it
+            version.add_metric([str(s.get("worker", ""))], s["config_version"])
+        buckets, total, count = s.get("propagation", (None, 0.0, 0))
+        if buckets is not None and len(buckets) == len(propagation.buckets):
+            propagation.buckets = [a + b for a, b in zip(propagation.buckets, buckets, strict=True)]
+            propagation.total += total
+            propagation.count += count
+    yield version
+    seconds = HistogramMetricFamily(
+        PREFIX + "config_propagation_seconds",
+        "From a version's write to the store (this replica's append, or the record's time for a version another "
+        "replica stored) to a worker serving it; one observation per worker and version.",
+    )
+    seconds.add_metric([], _cumulative(propagation), propagation.total)
+    yield seconds
+    errors = CounterMetricFamily(PREFIX + "store_errors", "Store operations that failed, by operation.", labels=["op"])
+    for op, n in sorted(supervisor.get("store_errors", {}).items()):
+        errors.add_metric([op], n)
+    yield errors
+    yield GaugeMetricFamily(
+        PREFIX + "store_up",
+        "1 when the store answered its last call (always 1 for a memory or file store), else 0.",
+        value=supervisor.get("store_up", 1),
+    )
+
+
 class SnapshotCollector:
     """A prometheus_client collector over merged worker snapshots (built per scrape)."""
 
@@ -344,6 +392,7 @@ class SnapshotCollector:
         yield from _simple_families(self.snapshots, self.supervisor)
         yield from _breaker_families(self.snapshots)
         yield from _pool_families(self.snapshots)
+        yield from _config_families(self.snapshots, self.supervisor)
         yield from declared_families(self.snapshots)
 
 

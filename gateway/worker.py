@@ -80,8 +80,10 @@ class Worker:
         log.info("routes version %d prepared (built, filters started); serving it once every worker has", version)
         return {"type": "prepared", "version": version}
 
-    async def commit(self, version: int) -> Message:
-        """Phase two: serve the prepared version (the old table's filters stop after its in-flight requests)."""
+    async def commit(self, version: int, written: float | None = None) -> Message:
+        """Phase two: serve the prepared version (the old table's filters stop after its in-flight requests).
+        `written`: when the version was stored (seconds since the epoch), for gateway_config_propagation_seconds;
+        None for the version a worker starts on (no change propagated)."""
         entry = self.prepared.pop(version, None)
         if entry is None:
             return {"type": "error", "detail": f"version {version} was not prepared"}
@@ -89,7 +91,7 @@ class Worker:
         for stale in [v for v in self.prepared if v < version]:  # an abort that never arrived: stop them now
             await self.prepared.pop(stale)[1].lifecycle.stop()
         METRICS.routes_loaded = len(config.routes)
-        METRICS.table_version = self.gateway.version
+        METRICS.served_version(self.gateway.version, written)
         return {"type": "loaded", "version": self.gateway.version}
 
     async def abort(self, version: int) -> Message:
@@ -113,7 +115,8 @@ class Worker:
                 self._start_prepare(message)
                 continue
             if kind == "commit":
-                reply = await self.commit(int(message["version"]))
+                written = message.get("written")
+                reply = await self.commit(int(message["version"]), float(written) if written is not None else None)
             elif kind == "abort":
                 reply = await self.abort(int(message["version"]))
             elif kind == "metrics":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -30,7 +31,7 @@ class VersionRecord:
     """One version of the gateway's routes, as the store keeps it (JSON-able through `to_data`/`from_data`)."""
 
     version: int
-    time: str  # RFC 3339, UTC, seconds: "2026-12-07T23:40:00Z"
+    time: str  # RFC 3339, UTC, milliseconds: "2026-12-07T23:40:00.123Z" (seconds before: "2026-12-07T23:40:00Z")
     author: str  # a token's name, `file` for a routes.yaml reload, `store` for version 0
     reason: str
     checksum: str  # sha256 of the whole config that served at this version ("" for version 0)
@@ -93,7 +94,49 @@ class VersionRecord:
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The time a version is recorded with: RFC 3339, UTC, milliseconds (`2026-12-07T23:40:00.123Z`); precise
+    enough to measure how long a version took to reach a worker (gateway_config_propagation_seconds)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch(time: str) -> float | None:
+    """A `VersionRecord.time` as seconds since the epoch; None when it is not one (a hand-edited store). Accepts
+    the millisecond form `now()` writes and the second form stores written before it."""
+    try:
+        parsed = datetime.fromisoformat(time.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.timestamp()
+
+
+class StoreErrors:
+    """StoreErrors this process met, by operation (`open`, `append`, `refresh`, `load`, `reseed`, `heartbeat`):
+    gateway_store_errors_total{op}. One per process (the supervisor's), like the workers' METRICS."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def count(self, op: str) -> None:
+        self.counts[op] = self.counts.get(op, 0) + 1
+
+
+#: the supervisor's store errors (each store counts its own; the cluster heartbeat counts `heartbeat`)
+STORE_ERRORS = StoreErrors()
+
+
+@contextlib.contextmanager
+def counted(op: str) -> Iterator[None]:
+    """Count a StoreError raised inside as an error of `op`. A VersionConflict is not one: the store answered, and
+    another replica simply wrote first."""
+    try:
+        yield
+    except VersionConflict:
+        raise
+    except StoreError:
+        STORE_ERRORS.count(op)
+        raise
 
 
 def fresh_record() -> VersionRecord:

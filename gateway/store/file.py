@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from gateway.store.base import StoreError, VersionRecord, fresh_record
+from gateway.store.base import StoreError, VersionRecord, counted, fresh_record
 from gateway.store.memory import KeptVersions, appended
 
 FORMAT = "sluicegate-store/1"
@@ -101,16 +101,18 @@ class FileStore(KeptVersions):
     async def open(self) -> None:
         if self._lock_fd is not None:
             return
-        await asyncio.to_thread(self._open)
+        with counted("open"):
+            await asyncio.to_thread(self._open)
 
     async def append(self, record: VersionRecord) -> None:
-        if self._lock_fd is None:
-            raise StoreError(f"store {self.where} is not open")
-        kept = appended(self._kept, record, self.history, self.where)
-        # The thread also swaps `_kept` once the document is durable (one reference assignment, atomic for readers
-        # on the loop): if the awaiting task is cancelled mid-write the write still finishes, and memory must then
-        # say what the disk says, or the next append would number its version from a stale current.
-        await asyncio.to_thread(self._commit, kept)
+        with counted("append"):
+            if self._lock_fd is None:
+                raise StoreError(f"store {self.where} is not open")
+            kept = appended(self._kept, record, self.history, self.where)
+            # The thread also swaps `_kept` once the document is durable (one reference assignment, atomic for
+            # readers on the loop): if the awaiting task is cancelled mid-write the write still finishes, and memory
+            # must then say what the disk says, or the next append would number its version from a stale current.
+            await asyncio.to_thread(self._commit, kept)
 
     async def close(self) -> None:
         fd, self._lock_fd = self._lock_fd, None

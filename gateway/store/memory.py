@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from collections.abc import Callable, Sequence
 
-from gateway.store.base import StoreError, VersionRecord, fresh_record
+from gateway.store.base import StoreError, VersionRecord, counted, fresh_record
 
 
 def appended(
@@ -83,7 +83,8 @@ class MemoryStore(KeptVersions):
             self._kept = (fresh_record(),)
 
     async def append(self, record: VersionRecord) -> None:
-        self._kept = appended(self._kept, record, self.history, self.where)
+        with counted("append"):
+            self._kept = appended(self._kept, record, self.history, self.where)
 
     async def close(self) -> None:
         """Nothing to release; the versions stay readable (a closed memory store is still the same history)."""

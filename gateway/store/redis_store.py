@@ -26,7 +26,7 @@ import orjson
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway.store.base import StoreError, VersionConflict, VersionRecord, fresh_record
+from gateway.store.base import STORE_ERRORS, StoreError, VersionConflict, VersionRecord, counted, fresh_record
 from gateway.store.memory import KeptVersions, appended
 
 log = logging.getLogger("sluicegate.store")
@@ -114,6 +114,7 @@ class RedisStore(KeptVersions):
             ),
         )
         if won == -1:
+            STORE_ERRORS.count("append")
             raise StoreError(f"store {self.where} has no current version (Redis lost its data?); refresh first")
         if won != -2:
             raise VersionConflict(int(won))
@@ -153,12 +154,16 @@ class RedisStore(KeptVersions):
     # -- the rest ----------------------------------------------------------------------------------------------
 
     async def _load(self) -> None:
-        key, current = await self._call("load", self.client.mget(self.key_key, self.current_key))
+        with counted("load"):
+            await self._loaded()
+
+    async def _loaded(self) -> None:
+        key, current = await self._call("load", self.client.mget(self.key_key, self.current_key), count=False)
         if key is None or current is None:
             raise StoreError(f"store {self.where} has no store under {self.current_key!r}")
         version = int(current)
         numbers = list(range(max(0, version - self.history + 1), version + 1))
-        raw = await self._call("load", self.client.mget([self.record_key(n) for n in numbers]))
+        raw = await self._call("load", self.client.mget([self.record_key(n) for n in numbers]), count=False)
         try:
             kept = tuple(VersionRecord.from_data(orjson.loads(r)) for r in raw if r is not None)
             self.key = bytes.fromhex(key.decode())
@@ -188,11 +193,16 @@ class RedisStore(KeptVersions):
         )
         await self._load()
 
-    async def _call(self, op: str, pending: Any) -> Any:
-        """Await one Redis call, bounded by the timeout; StoreError (naming the operation) on any failure."""
+    async def _call(self, op: str, pending: Any, count: bool = True) -> Any:
+        """Await one Redis call, bounded by the timeout; StoreError (naming the operation, counted as an error of
+        it unless the caller counts) on any failure. `up` says whether the last call reached Redis."""
         try:
             async with asyncio.timeout(self.timeout * 2):
-                return await pending
+                answer = await pending
         except (RedisError, OSError, TimeoutError) as exc:
             self.up = False
+            if count:
+                STORE_ERRORS.count(op)
             raise StoreError(f"store {self.where} is unavailable ({op}): {exc or type(exc).__name__}") from None
+        self.up = True
+        return answer
