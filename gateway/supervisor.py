@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from gateway.admin import admin_app
 from gateway.admin_token import UnsafeTokenDirectory, admin_tokens, remove_token
 from gateway.adminapi.views import route_views
 from gateway.changes import ChangeRefused, Plan, Problem
+from gateway.cluster import Cluster
 from gateway.config.definitions import GatewayConfig
 from gateway.config.redact import redacted_routes
 from gateway.config.snapshot import Snapshot
@@ -44,6 +46,7 @@ from gateway.metrics import render
 from gateway.registry import Registry, load_registry
 from gateway.settings import Listen, Settings
 from gateway.store import ConfigStore, StoreError, VersionConflict, VersionRecord, open_store
+from gateway.store.base import STORE_ERRORS, epoch
 from gateway.versions import Versions, VersionsError, changed_ids
 
 log = logging.getLogger("sluicegate.supervisor")
@@ -98,6 +101,7 @@ class Supervisor:
     store: ConfigStore | None = None  # opened in `run` (from settings.store unless given)
     _store_down: bool = False  # the shared store did not answer the last refresh
     versions: Versions = field(init=False)  # the routes file's config and the store (set in `run`)
+    cluster: Cluster = field(init=False)  # heartbeats and GET /admin/v1/cluster (set in `run`)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def run(self, demo_listen: str | None = None) -> int:
@@ -120,6 +124,7 @@ class Supervisor:
             if demo is not None:
                 stack.push_async_callback(demo.cleanup)
             await self._open_store(stack)  # after binding: a busy port fails first, with one line
+            self.cluster = Cluster(self.config_store, self.settings, lambda: self.snapshot.version)
             tokens = self._admin_tokens(admin_sock.getsockname()[1], stack)
             admin = await self._start_admin(admin_sock, tokens)
             stack.push_async_callback(admin.cleanup)
@@ -130,6 +135,7 @@ class Supervisor:
                 await self._stop_workers()
                 raise
             self._background(self._reload_loop())  # a reload asked for during start-up runs now
+            self._background(self.cluster.run())  # heartbeats: bounded, never block serving
             if self.config_store.shared:
                 self._background(self._follow())  # versions other replicas store
             if self.watch:
@@ -372,9 +378,13 @@ class Supervisor:
         # A worker that answered with errors cannot build this version (the change's fault); one that died or did
         # not answer, or a store that cannot be written, is ours: the client may retry (`retry`).
         refusals = [r for r in failed if isinstance(r, list)]
+        # When the version was written, for gateway_config_propagation_seconds: its append here, or its record's time.
+        stored = self.config_store.get(snapshot.version) if record is None else None
+        written = epoch(stored.time) if stored is not None else None
         if not failed and record is not None:  # None: a version learned from the store, stored already
             try:
                 await self.config_store.append(record)
+                written = time.time()
             except VersionConflict as exc:
                 await asyncio.gather(*(self._abort(w, snapshot.version) for w in live), return_exceptions=True)
                 return _HandOut(refused=[str(exc)], retry=True, conflict=str(exc))
@@ -384,7 +394,7 @@ class Supervisor:
             await asyncio.gather(*(self._abort(w, snapshot.version) for w in live), return_exceptions=True)
             return _HandOut(refused=_errors((refusals or failed)[0]), retry=not refusals)
         self.snapshot = snapshot
-        commits = await asyncio.gather(*(self._commit(w) for w in prepared), return_exceptions=True)
+        commits = await asyncio.gather(*(self._commit(w, written) for w in prepared), return_exceptions=True)
         confirmed = {w.index for w, r in zip(prepared, commits, strict=True) if r is True}
         # No answer in time: the worker lives on the old version.
         unanswered = {w.index for w, r in zip(prepared, commits, strict=True) if r is not True}
@@ -559,8 +569,9 @@ class Supervisor:
         log.error("worker %d refused version %d", worker.index, snapshot.version)
         return [str(e) for e in reply.get("errors", [])] or [f"worker {worker.index}: {reply.get('detail')}"]
 
-    async def _commit(self, worker: WorkerHandle) -> bool:
-        reply = await worker.channel.request({"type": "commit", "version": self.snapshot.version}, START_TIMEOUT)
+    async def _commit(self, worker: WorkerHandle, written: float | None = None) -> bool:
+        message = {"type": "commit", "version": self.snapshot.version, "written": written}
+        reply = await worker.channel.request(message, START_TIMEOUT)
         if reply.get("type") == "loaded":
             worker.version = int(reply["version"])
             return True
@@ -583,11 +594,17 @@ class Supervisor:
 
     # -- admin views ------------------------------------------------------------------------------------------
     async def metrics(self) -> bytes:
+        ready = [w for w in self.workers if w.ready]
         replies = await asyncio.gather(
-            *(w.channel.request({"type": "metrics"}, 2.0) for w in self.workers if w.ready), return_exceptions=True
+            *(w.channel.request({"type": "metrics"}, 2.0) for w in ready), return_exceptions=True
         )
-        snapshots = [r["data"] for r in replies if isinstance(r, dict) and r.get("type") == "metrics"]
-        return render(snapshots, {"routes": len(self.snapshot.config.routes), "reloads": self.reloads})
+        snapshots = [
+            {**r["data"], "worker": w.index}
+            for w, r in zip(ready, replies, strict=True)
+            if isinstance(r, dict) and r.get("type") == "metrics"
+        ]
+        store = {"store_errors": dict(STORE_ERRORS.counts), "store_up": int(getattr(self.config_store, "up", True))}
+        return render(snapshots, {"routes": len(self.snapshot.config.routes), "reloads": self.reloads, **store})
 
     def routes_view(self) -> dict[str, Any]:
         return {

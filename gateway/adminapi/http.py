@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from gateway.changes import ChangeRefused, Plan, Problem
+from gateway.cluster import Cluster
 from gateway.config.definitions import GatewayConfig
 from gateway.config.snapshot import Snapshot
 from gateway.problem import PROBLEM_TYPE_BASE
@@ -45,6 +46,7 @@ class ConfigSource(Protocol):
 
     snapshot: Snapshot
     registry: Registry
+    cluster: Cluster
 
     @property
     def static(self) -> GatewayConfig: ...

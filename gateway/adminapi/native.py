@@ -113,6 +113,9 @@ def native_routes(source: ConfigSource) -> list[web.RouteDef]:
         )
         return json_response({"version": version}, headers=etag(version))
 
+    async def cluster(request: web.Request) -> web.Response:
+        return json_response(await source.cluster.view())
+
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(body=openapi_bytes(source.registry), content_type=JSON)
 
@@ -126,6 +129,7 @@ def native_routes(source: ConfigSource) -> list[web.RouteDef]:
         ("GET", "/versions/{n}", version),
         ("GET", "/diff", get_diff),
         ("POST", "/rollback/{n}", rollback),
+        ("GET", "/cluster", cluster),
         ("GET", "/openapi.json", openapi),
     ]
     return [web.route(method, PREFIX + path, _answers(handler)) for method, path, handler in routes]

@@ -344,6 +344,36 @@ def _op(summary: str, responses: dict[str, Any], *errors: int, **extra: Any) -> 
     return {"summary": summary, "responses": {**responses, **_problems(*sorted({*errors, *_AUTH}))}, **extra}
 
 
+_REPLICA = {
+    "type": "object",
+    "required": ["id", "host", "admin", "version", "started", "seen", "self"],
+    "properties": {
+        "id": {**_TEXT, "description": "hostname-pid-random, made at the replica's start"},
+        "host": _TEXT,
+        "admin": {**_TEXT, "description": "The replica's admin listener (host:port)"},
+        "version": {"type": "integer", "minimum": 0, "description": "The routes version the replica serves"},
+        "started": {**_TEXT, "description": "RFC 3339, UTC"},
+        "seen": {**_TEXT, "description": "Its last heartbeat (RFC 3339, UTC, milliseconds)"},
+        "self": {"type": "boolean", "description": "The replica that answered"},
+    },
+    "additionalProperties": False,
+}
+_CLUSTER = {
+    "type": "object",
+    "required": ["replicas", "current", "complete"],
+    "properties": {
+        "replicas": {"type": "array", "items": _REPLICA},
+        "current": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "The store's current version, as this replica knows it",
+        },
+        "complete": {"type": "boolean", "description": "False when the store could not be read: this replica alone"},
+    },
+    "additionalProperties": False,
+}
+
+
 def _native_paths() -> dict[str, Any]:
     changed = _json("Applied in every worker and stored", _ref("Changed"), _ETAG)
     write = (400, 409, 412, 413, 503)
@@ -496,6 +526,12 @@ def _native_paths() -> dict[str, Any]:
                     },
                 },
             ),
+        },
+        "/admin/v1/cluster": {
+            "get": _op(
+                "The replicas seen within the heartbeat TTL (one for a memory or file store), sorted by id",
+                {"200": _json("", _CLUSTER)},
+            )
         },
         "/admin/v1/openapi.json": {
             "get": _op("This document", {"200": _json("OpenAPI 3.1", {"type": "object", "required": ["openapi"]})})
