@@ -13,21 +13,23 @@ Nothing is timed: every wait is a guard against a hang.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import StartUpstream
-from tests.e2e.admin_helpers import Recorder, ok, start_recorder
+from tests.e2e.admin_helpers import Recorder, call, get, ok, problem, start_recorder
 from tests.e2e.cluster_helpers import (
     PREFIX,
     redis_server,
+    routes_of,
     run_cluster,
     serves_everywhere,
     versions_of,
 )
-from tests.e2e.ops_helpers import routes_yaml
+from tests.e2e.ops_helpers import GatewayProcess, eventually, routes_yaml
 
 pytestmark = pytest.mark.timeout(300)  # a guard against a hang: three gateways of two workers each per test
 
@@ -62,3 +64,85 @@ async def test_a_change_on_any_instance_serves_in_all_six_workers(
         assert all(v["author"] == "admin" for v in histories[0][2:])
         async with redis.client() as client:
             assert int(await client.get(f"{PREFIX}{{config}}:current")) == 5
+
+
+async def test_concurrent_writers_with_if_match_one_wins_the_other_gets_412(
+    tmp_path: Path, start_upstream: StartUpstream
+) -> None:
+    static, one, two = [await start_recorder(start_upstream, n) for n in ("static", "one", "two")]
+    async with (
+        redis_server(tmp_path / "redis") as redis,
+        run_cluster(tmp_path, static_routes(static), redis, count=2) as gws,
+    ):
+        for attempt in range(5):  # the race, several times: each time one instance wins
+            current = (await ok(gws[0], "GET", f"{V1}/versions"))["current"]
+            await eventually(lambda v=current: _at(gws[1], v), f"instance 1 at version {current}")
+            tag = {"If-Match": f'"{current}"'}
+            answers = await asyncio.gather(
+                call(gws[0], "PUT", f"{V1}/routes/w", route(one.url, f"/w{attempt}/**"), headers=tag),
+                call(gws[1], "PUT", f"{V1}/routes/w", route(two.url, f"/w{attempt}/**"), headers=tag),
+            )
+            statuses = sorted(a.status for a in answers)
+            assert statuses in ([200, 412], [201, 412]), [(a.status, a.text) for a in answers]
+            winner = next(i for i, a in enumerate(answers) if a.status < 300)
+            loser = answers[1 - winner]
+            # The loser says why: either its CAS lost ("the version moved: another replica wrote version N first")
+            # or it had already followed the winner ("the current version is N, not M").
+            detail = problem(loser, 412)["detail"]
+            assert f"version {current + 1}" in detail, detail
+            assert "moved" in detail or f"not {current}" in detail, detail
+            assert answers[winner].json() == {"version": current + 1}
+            # The winner's route serves everywhere; the loser's change is nowhere.
+            expected = (200, f"{(one, two)[winner].name} /w{attempt}/x")
+            await serves_everywhere(gws, f"/w{attempt}/x", expected)
+            for gw in gws:
+                config = await ok(gw, "GET", f"{V1}/config")
+                assert config["version"] == current + 1
+                assert routes_of(config) == {"w": (one, two)[winner].url}
+
+
+async def test_concurrent_writers_without_if_match_lose_nothing(tmp_path: Path, start_upstream: StartUpstream) -> None:
+    static, upstream = await start_recorder(start_upstream, "static"), await start_recorder(start_upstream, "up")
+    per_instance = 10
+    async with (
+        redis_server(tmp_path / "redis") as redis,
+        run_cluster(tmp_path, static_routes(static), redis, count=2) as gws,
+    ):
+        first = (await ok(gws[0], "GET", f"{V1}/versions"))["current"]
+        puts = [
+            (gw, f"i{n}-{k}")
+            for k in range(per_instance)
+            for n, gw in enumerate(gws)  # interleaved: both instances write at the same time
+        ]
+        answers = await asyncio.gather(
+            *(call(gw, "PUT", f"{V1}/routes/{i}?reason=put-{i}", route(upstream.url, f"/{i}/**")) for gw, i in puts)
+        )
+        by_id = {i: a for (_, i), a in zip(puts, answers, strict=True)}
+        accepted = {i: a.json()["version"] for i, a in by_id.items() if a.status == 201}
+        refused = {i: a for i, a in by_id.items() if a.status != 201}
+        # A put that lost the compare-and-set more often than the retries allow says so (503, retry): not a loss.
+        for i, answer in refused.items():
+            assert "other replicas kept writing first" in problem(answer, 503)["detail"], (i, answer.text)
+        assert {i.split("-")[0] for i in accepted} == {"i0", "i1"}  # both instances got changes in
+        # Every accepted change has its own version, and the versions are consecutive after `first`.
+        assert sorted(accepted.values()) == list(range(first + 1, first + 1 + len(accepted)))
+        last = first + len(accepted)
+        await eventually(lambda: _all_at(gws, last), f"both instances at version {last}")
+        for gw in gws:
+            listed = await ok(gw, "GET", f"{V1}/versions")
+            assert listed["current"] == last
+            history = {v["version"]: v["reason"] for v in listed["versions"] if v["version"] > first}
+            assert history == {v: f"put-{i}" for i, v in accepted.items()}
+            config = await ok(gw, "GET", f"{V1}/config")
+            assert routes_of(config) == dict.fromkeys(accepted, upstream.url)
+            for i in by_id:
+                status, body = await get(gw, f"/{i}/x")
+                assert (status, body if i in accepted else "") == ((200, f"up /{i}/x") if i in accepted else (404, ""))
+
+
+async def _at(gw: GatewayProcess, version: int) -> bool | None:
+    return True if (await gw.routes())["version"] == version else None
+
+
+async def _all_at(gws: list[GatewayProcess], version: int) -> bool | None:
+    return True if set((await versions_of(gws)).values()) == {version} else None
