@@ -14,9 +14,11 @@ Nothing is timed: every wait is a guard against a hang.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.conftest import StartUpstream
@@ -29,11 +31,12 @@ from tests.e2e.cluster_helpers import (
     serves_everywhere,
     versions_of,
 )
-from tests.e2e.ops_helpers import GatewayProcess, eventually, routes_yaml
+from tests.e2e.ops_helpers import GatewayProcess, eventually, routes_yaml, wait_until
 
 pytestmark = pytest.mark.timeout(300)  # a guard against a hang: three gateways of two workers each per test
 
 V1 = "/admin/v1"
+WRITE_GUARD = 10.0  # seconds for a write to answer while Redis is away: a guard against a hang, not the SLO
 
 
 def route(uri: str, pattern: str, *filters: Any, **more: Any) -> dict[str, Any]:
@@ -146,3 +149,101 @@ async def _at(gw: GatewayProcess, version: int) -> bool | None:
 
 async def _all_at(gws: list[GatewayProcess], version: int) -> bool | None:
     return True if set((await versions_of(gws)).values()) == {version} else None
+
+
+@dataclass
+class Traffic:
+    """Fresh-connection GETs of `paths` on every instance, round after round, until stopped; every answer checked."""
+
+    gws: list[GatewayProcess]
+    expected: dict[str, tuple[int, str]]
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        while not self.stop.is_set():
+            for gw in self.gws:
+                for path, expected in self.expected.items():
+                    try:
+                        got = await get(gw, path)
+                    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                        got = (0, repr(exc))
+                    if got == expected:
+                        self.ok += 1
+                    else:
+                        self.failures.append(f"{gw.config.parent.name} {path}: {got}")
+            await asyncio.sleep(0.02)
+
+
+async def test_redis_outage_serving_goes_on_writes_503_then_replicas_reseed_an_empty_redis(
+    tmp_path: Path, start_upstream: StartUpstream
+) -> None:
+    """Redis goes away and comes back EMPTY (the test's server has no persistence).
+
+    While it is away every replica keeps serving its last good version (static and dynamic routes alike), the views
+    answer from the replica's own copy, and every write answers 503 problem+json naming the store (nothing changes).
+    When it is back, each replica notices on its next poll (`store.poll_interval`) that Redis has no current
+    version and seeds it again with its own last good version, logging "has no config (Redis restarted empty?):
+    seeding it again with version N, the last good one". Seeding is a compare-and-set too (only where there is no
+    current version): the first replica to reach Redis wins, the others find it seeded and load it, so all of them
+    are on one version again, without a restart. The history in Redis then starts at that version (older versions
+    were lost with Redis's data). Writes work again, and a change on one instance reaches all of them.
+    """
+    static, one, two = [await start_recorder(start_upstream, n) for n in ("static", "one", "two")]
+    async with redis_server(tmp_path / "redis") as redis, run_cluster(tmp_path, static_routes(static), redis) as gws:
+        await ok(gws[0], "PUT", f"{V1}/routes/d", route(one.url, "/d/**"), expected=201)  # version 2
+        await serves_everywhere(gws, "/d/x", (200, "one /d/x"))
+        before = [await ok(gw, "GET", f"{V1}/config") for gw in gws]
+        traffic = Traffic(gws, {"/s/x": (200, "static /s/x"), "/d/x": (200, "one /d/x")})
+        running = asyncio.create_task(traffic.run())
+        try:
+            await redis.stop()
+            served_before_writes = traffic.ok
+            for gw in gws:
+                async with asyncio.timeout(WRITE_GUARD):
+                    answer = await call(gw, "PUT", f"{V1}/routes/e", route(two.url, "/e/**"))
+                assert f"store redis://127.0.0.1:{redis.port}/0 is unavailable" in problem(answer, 503)["detail"]
+                async with asyncio.timeout(WRITE_GUARD):
+                    answer = await call(gw, "DELETE", f"{V1}/routes/d")
+                problem(answer, 503)
+            # Nothing changed: the views answer from the replica's copy, and serving went on throughout.
+            assert [await ok(gw, "GET", f"{V1}/config") for gw in gws] == before
+            await wait_until(lambda: traffic.ok > served_before_writes + 6, "serving while Redis is away")
+
+            await redis.start()  # same port, no data
+            assert redis.starts == 2
+
+            async def reseeded() -> bool | None:
+                async with redis.client() as client:
+                    return True if await client.get(f"{PREFIX}{{config}}:current") == b"2" else None
+
+            await eventually(reseeded, "a replica seeded the restarted Redis with version 2")
+            seeding = "has no config (Redis restarted empty?): seeding it again with version 2, the last good one"
+            await wait_until(lambda: any(seeding in gw.stderr() for gw in gws), "the seeding logged")
+            # Writes work again once a replica reseeded (one right after the restart may still get 503).
+            put = await eventually(lambda: _accepted(gws[1], "e", route(two.url, "/e/**")), "a write after the restart")
+            assert put == {"version": 3}
+            await serves_everywhere(gws, "/e/x", (200, "two /e/x"))
+            await ok(gws[2], "PUT", f"{V1}/routes/f", route(two.url, "/f/**"), expected=201)  # 4, on another instance
+            await serves_everywhere(gws, "/f/x", (200, "two /f/x"))
+        finally:
+            traffic.stop.set()
+            await running
+        assert traffic.failures == [], traffic.failures[:10]
+        assert traffic.ok > served_before_writes
+        for gw in gws:
+            listed = await ok(gw, "GET", f"{V1}/versions")
+            assert listed["current"] == 4
+            assert [v["version"] for v in listed["versions"]] == [2, 3, 4]  # Redis's history restarts at the seed
+            assert routes_of(await ok(gw, "GET", f"{V1}/config")) == {"d": one.url, "e": two.url, "f": two.url}
+
+
+async def _accepted(gw: GatewayProcess, route_id: str, body: dict[str, Any]) -> Any:
+    """The answer of PUT /routes/<id> when it is 2xx, None while it answers 503 (AssertionError otherwise)."""
+    answer = await call(gw, "PUT", f"{V1}/routes/{route_id}", body)
+    if answer.status == 503:
+        return None
+    if answer.status not in (200, 201):
+        raise AssertionError(f"answered {answer.status}: {answer.text}")
+    return answer.json()
