@@ -14,6 +14,7 @@ Nothing is timed: every wait is a guard against a hang.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,50 @@ async def _accepted(gw: GatewayProcess, route_id: str, body: dict[str, Any]) -> 
     if answer.status not in (200, 201):
         raise AssertionError(f"answered {answer.status}: {answer.text}")
     return answer.json()
+
+
+async def test_a_version_stored_without_its_message_is_caught_by_the_poll(
+    tmp_path: Path, start_upstream: StartUpstream
+) -> None:
+    """A lost pub/sub message: version n+1 is written straight into Redis (record and current version), as the
+    append script would, but nothing is published. Every replica still serves it: the poll (every
+    `store.poll_interval`, 0.5 s here) is the safety net."""
+    static, one, two = [await start_recorder(start_upstream, n) for n in ("static", "one", "two")]
+    async with (
+        redis_server(tmp_path / "redis") as redis,
+        run_cluster(tmp_path, static_routes(static), redis, poll_interval=0.5) as gws,
+    ):
+        await ok(gws[0], "PUT", f"{V1}/routes/d", route(one.url, "/d/**", "StripPrefix=1"), expected=201)
+        await serves_everywhere(gws, "/d/x", (200, "one /x"))
+        async with redis.client() as client:
+            current = int(await client.get(f"{PREFIX}{{config}}:current"))
+            record = json.loads(await client.get(f"{PREFIX}{{config}}:v:{current}"))
+            [stored] = record["dynamic"]  # the wire shape of a route put through the API
+            assert set(stored) == {"id", "uri", "order", "predicates", "filters", "metadata"}, stored
+            assert stored["predicates"][0]["name"] == "Path"
+            missed = {
+                **stored,
+                "id": "m",
+                "uri": two.url,
+                "predicates": [{"name": "Path", "args": {"patterns": ["/m/**"]}, "shortcut": "/m/**"}],
+            }
+            assert set(stored["predicates"][0]) == {"name", "args", "shortcut"}, stored["predicates"][0]
+            following = {
+                **record,
+                "version": current + 1,
+                "author": "test",
+                "reason": "written without a pub/sub message",
+                "dynamic": [stored, missed],
+                "changed": ["m"],
+            }
+            subscribers = await client.pubsub_numsub(f"{PREFIX}config:versions")
+            assert subscribers == [(f"{PREFIX}config:versions".encode(), 3)]  # each replica listens: none is told
+            await client.set(f"{PREFIX}{{config}}:v:{current + 1}", json.dumps(following))
+            await client.set(f"{PREFIX}{{config}}:current", current + 1)
+        await serves_everywhere(gws, "/m/x", (200, "two /x"))  # with d's StripPrefix=1
+        await serves_everywhere(gws, "/d/x", (200, "one /x"))
+        for gw in gws:
+            assert (await gw.routes())["version"] == current + 1
+            latest = (await ok(gw, "GET", f"{V1}/versions"))["versions"][-1]
+            assert (latest["version"], latest["reason"]) == (current + 1, "written without a pub/sub message")
+            assert routes_of(await ok(gw, "GET", f"{V1}/config")) == {"d": one.url, "m": two.url}
