@@ -83,6 +83,14 @@ class RedisServer:
             proc.kill()
             proc.wait(guard)
 
+    async def get(self, key: str) -> bytes:
+        """The value of `key` (AssertionError when there is none)."""
+        async with self.client() as client:
+            value = await client.get(key)
+        if not isinstance(value, bytes):
+            raise AssertionError(f"redis has no {key!r}")
+        return value
+
     def client(self) -> aioredis.Redis:
         """A client of this server (close it: `async with server.client() as c`); answers are bytes."""
         return aioredis.Redis(host="127.0.0.1", port=self.port, socket_timeout=GUARD, socket_connect_timeout=GUARD)

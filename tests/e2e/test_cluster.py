@@ -14,6 +14,7 @@ Nothing is timed: every wait is a guard against a hang.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +67,7 @@ async def test_a_change_on_any_instance_serves_in_all_six_workers(
         assert histories[0] == histories[1] == histories[2]
         assert [v["version"] for v in histories[0]] == [0, 1, 2, 3, 4, 5]
         assert all(v["author"] == "admin" for v in histories[0][2:])
-        async with redis.client() as client:
-            assert int(await client.get(f"{PREFIX}{{config}}:current")) == 5
+        assert int(await redis.get(f"{PREFIX}{{config}}:current")) == 5
 
 
 async def test_concurrent_writers_with_if_match_one_wins_the_other_gets_412(
@@ -80,7 +80,7 @@ async def test_concurrent_writers_with_if_match_one_wins_the_other_gets_412(
     ):
         for attempt in range(5):  # the race, several times: each time one instance wins
             current = (await ok(gws[0], "GET", f"{V1}/versions"))["current"]
-            await eventually(lambda v=current: _at(gws[1], v), f"instance 1 at version {current}")
+            await eventually(functools.partial(_at, gws[1], current), f"instance 1 at version {current}")
             tag = {"If-Match": f'"{current}"'}
             answers = await asyncio.gather(
                 call(gws[0], "PUT", f"{V1}/routes/w", route(one.url, f"/w{attempt}/**"), headers=tag),
@@ -264,8 +264,8 @@ async def test_a_version_stored_without_its_message_is_caught_by_the_poll(
         await ok(gws[0], "PUT", f"{V1}/routes/d", route(one.url, "/d/**", "StripPrefix=1"), expected=201)
         await serves_everywhere(gws, "/d/x", (200, "one /x"))
         async with redis.client() as client:
-            current = int(await client.get(f"{PREFIX}{{config}}:current"))
-            record = json.loads(await client.get(f"{PREFIX}{{config}}:v:{current}"))
+            current = int(await redis.get(f"{PREFIX}{{config}}:current"))
+            record = json.loads(await redis.get(f"{PREFIX}{{config}}:v:{current}"))
             [stored] = record["dynamic"]  # the wire shape of a route put through the API
             assert set(stored) == {"id", "uri", "order", "predicates", "filters", "metadata"}, stored
             assert stored["predicates"][0]["name"] == "Path"
