@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from tests.conftest import StartUpstream
 from tests.e2e.admin_helpers import Recorder, call, get, ok, problem, start_recorder
 from tests.e2e.cluster_helpers import (
     PREFIX,
+    RedisServer,
     redis_server,
     routes_of,
     run_cluster,
@@ -295,3 +297,74 @@ async def test_a_version_stored_without_its_message_is_caught_by_the_poll(
             latest = (await ok(gw, "GET", f"{V1}/versions"))["versions"][-1]
             assert (latest["version"], latest["reason"]) == (current + 1, "written without a pub/sub message")
             assert routes_of(await ok(gw, "GET", f"{V1}/config")) == {"d": one.url, "m": two.url}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug (reported): a replica ahead of the version a lagging replica re-seeded keeps serving its own "
+    "version; it only compares version numbers (RedisStore.refresh, Supervisor._catch_up_locked)",
+)
+@pytest.mark.parametrize("then", ["nothing", "b_writes"])
+async def test_a_lagging_replica_that_reseeds_an_empty_redis_does_not_split_the_cluster(
+    tmp_path: Path, start_upstream: StartUpstream, then: str
+) -> None:
+    """Redis restarts empty while replica B has not yet applied A's last change (B's supervisor is SIGSTOP'ed:
+    a replica that lags, as one under load or paused would). B reaches Redis first and seeds it with *its* last
+    good version 2, older than A's 3; with `b_writes`, B then stores a change of its own (another version 3).
+    Whatever the cluster settles on, it must settle: A and B must end up serving the same routes, those of the
+    version Redis holds, without a restart (else A serves a config no other replica has, and A's next write,
+    planned on its own version, silently drops what B stored)."""
+    static, one, two = [await start_recorder(start_upstream, n) for n in ("static", "one", "two")]
+    async with (
+        redis_server(tmp_path / "redis") as redis,
+        run_cluster(tmp_path, static_routes(static), redis, count=2) as gws,
+    ):
+        a, b = gws
+        await ok(a, "PUT", f"{V1}/routes/d", route(one.url, "/d/**"), expected=201)  # version 2, everywhere
+        await serves_everywhere(gws, "/d/x", (200, "one /d/x"))
+        b.signal(signal.SIGSTOP)  # B's supervisor only: its workers keep serving version 2
+        try:
+            await ok(a, "PUT", f"{V1}/routes/d", route(two.url, "/d/**"))  # version 3: B does not learn of it
+            a.signal(signal.SIGSTOP)
+            try:
+                await redis.stop()
+                await redis.start()  # empty
+                b.signal(signal.SIGCONT)
+                await eventually(
+                    functools.partial(_redis_at, redis, 2), "B seeded the restarted Redis with its version 2"
+                )
+                if then == "b_writes":
+                    put = await eventually(functools.partial(_accepted, b, "e", route(one.url, "/e/**")), "B writes")
+                    assert put == {"version": 3}
+            finally:
+                a.signal(signal.SIGCONT)
+        finally:
+            b.signal(signal.SIGCONT)
+
+        async def agreed() -> bool | None:
+            current = int(await redis.get(f"{PREFIX}{{config}}:current"))
+            record = json.loads(await redis.get(f"{PREFIX}{{config}}:v:{current}"))
+            stored = {r["id"]: r["uri"] for r in record["dynamic"]}
+            views = [await ok(gw, "GET", f"{V1}/config") for gw in gws]
+            return True if all((v["version"], routes_of(v)) == (current, stored) for v in views) else None
+
+        try:
+            await eventually(agreed, "both replicas serve the routes of the version Redis holds", guard=20.0)
+        except AssertionError as exc:
+            views = {gw.config.parent.name: await ok(gw, "GET", f"{V1}/config") for gw in gws}
+            shown = {name: (v["version"], routes_of(v)) for name, v in views.items()}
+            answers = {gw.config.parent.name: await get(gw, "/d/x") for gw in gws}
+            current = int(await redis.get(f"{PREFIX}{{config}}:current"))
+            record = json.loads(await redis.get(f"{PREFIX}{{config}}:v:{current}"))
+            stored = {r["id"]: r["uri"] for r in record["dynamic"]}
+            raise AssertionError(
+                f"{exc}: config views {shown}, /d/x {answers}, Redis at version {current}: {stored}"
+            ) from None
+        configs = [routes_of(await ok(gw, "GET", f"{V1}/config")) for gw in gws]
+        served = (200, f"{'one' if configs[0]['d'] == one.url else 'two'} /d/x")
+        await serves_everywhere(gws, "/d/x", served)
+
+
+async def _redis_at(redis: RedisServer, version: int) -> bool | None:
+    async with redis.client() as client:
+        return True if await client.get(f"{PREFIX}{{config}}:current") == str(version).encode() else None
