@@ -240,6 +240,9 @@ async def test_redis_outage_serving_goes_on_writes_503_then_replicas_reseed_an_e
             assert listed["current"] == 4
             assert [v["version"] for v in listed["versions"]] == [2, 3, 4]  # Redis's history restarts at the seed
             assert routes_of(await ok(gw, "GET", f"{V1}/config")) == {"d": one.url, "e": two.url, "f": two.url}
+        # One replica seeded Redis, and only it says so: an operator reading the logs must not see three seedings.
+        seeded = [gw.config.parent.name for gw in gws if seeding in gw.stderr()]
+        assert len(seeded) == 1, seeded
 
 
 async def _accepted(gw: GatewayProcess, route_id: str, body: dict[str, Any]) -> Any:
