@@ -179,18 +179,23 @@ class RedisStore(KeptVersions):
             await self.open()
             return
         record = self._kept[-1]
-        log.warning(
-            "store %s has no config (Redis restarted empty?): seeding it again with version %d, the last good one",
-            self.where,
-            record.version,
-        )
-        await self._call(
+        seeded = await self._call(
             "reseed",
             self._seed(
                 keys=[self.current_key, self.key_key, self.record_key(record.version)],
                 args=[self.key.hex(), orjson.dumps(record.to_data()), record.version],
             ),
         )
+        # Every replica that found Redis empty tries; the seed script lets only the first write. Only that one
+        # says it seeded (an operator counting these lines counts seedings), the others that they followed it.
+        if seeded == 1:
+            log.warning(
+                "store %s has no config (Redis restarted empty?): seeding it again with version %d, the last good one",
+                self.where,
+                record.version,
+            )
+        else:
+            log.info("store %s had no config and another replica seeded it again; following it", self.where)
         await self._load()
 
     async def _call(self, op: str, pending: Any, count: bool = True) -> Any:
