@@ -46,7 +46,7 @@ from gateway.metrics import render
 from gateway.registry import Registry, load_registry
 from gateway.settings import Listen, Settings
 from gateway.store import ConfigStore, StoreError, VersionConflict, VersionRecord, open_store
-from gateway.store.base import STORE_ERRORS, epoch
+from gateway.store.base import STORE_ERRORS, epoch, identity
 from gateway.versions import Versions, VersionsError, changed_ids
 
 log = logging.getLogger("sluicegate.supervisor")
@@ -100,6 +100,7 @@ class Supervisor:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     store: ConfigStore | None = None  # opened in `run` (from settings.store unless given)
     _store_down: bool = False  # the shared store did not answer the last refresh
+    _serving: str = ""  # identity of the stored version serving (a shared store may reuse a number: identity())
     versions: Versions = field(init=False)  # the routes file's config and the store (set in `run`)
     cluster: Cluster = field(init=False)  # heartbeats and GET /admin/v1/cluster (set in `run`)
 
@@ -401,6 +402,7 @@ class Supervisor:
         unanswered -= {w.index for w, r in zip(prepared, commits, strict=True) if isinstance(r, ConnectionError)}
         # Dead before the hand-out, or died during it (its channel broke): a replacement has to start on it.
         restarting = [w.index for w in self.workers if w.index not in confirmed | unanswered]
+        self._serving = identity(record if record is not None else self.config_store.current())
         if record is not None:
             self.versions.audit(record, snapshot.config)
         return _HandOut(unanswered=unanswered, restarting=restarting, failures_before=dict(self._failed_starts))
@@ -425,6 +427,8 @@ class Supervisor:
             self.snapshot = await self.versions.open()
         except VersionsError as exc:
             raise StartError(str(exc)) from None
+        if not self.versions.degraded:
+            self._serving = identity(store.current())
 
     async def change(self, plan_of: Any, author: str, reason: str, expected: int | None) -> tuple[int, Plan]:
         """Apply a change of the dynamic routes in every worker: `plan_of(current record)` gives the new routes
@@ -500,8 +504,17 @@ class Supervisor:
             log.info("store %s answers again", store.where)
             self._store_down = False
         latest = store.current()
-        if latest.version <= self.snapshot.version:
+        if identity(latest) == self._serving:
             return
+        if latest.version <= self.snapshot.version:
+            # Only after Redis lost its data and a replica that lagged seeded it again: the store is the truth every
+            # replica follows (else the cluster splits, and a write here would build on a version nobody else has).
+            log.warning(
+                "the store holds version %d (by %s), not the version %d serving here: following the store",
+                latest.version,
+                latest.author,
+                self.snapshot.version,
+            )
         try:
             snapshot = self.versions.stored(latest)
         except ConfigError as exc:

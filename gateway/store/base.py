@@ -139,6 +139,12 @@ def counted(op: str) -> Iterator[None]:
         raise
 
 
+def identity(record: VersionRecord) -> str:
+    """What tells two versions of the same number apart (stores shared by replicas can hold such: an emptied Redis
+    seeded again by a replica that lagged): the number, when it was made and the checksum of what served."""
+    return f"{record.version}/{record.time}/{record.checksum}"
+
+
 def fresh_record() -> VersionRecord:
     """Version 0 of a new store: no routes at all (the first load of routes.yaml makes version 1, author `file`)."""
     return VersionRecord(0, now(), "store", "a new store", "")

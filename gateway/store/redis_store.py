@@ -26,7 +26,15 @@ import orjson
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway.store.base import STORE_ERRORS, StoreError, VersionConflict, VersionRecord, counted, fresh_record
+from gateway.store.base import (
+    STORE_ERRORS,
+    StoreError,
+    VersionConflict,
+    VersionRecord,
+    counted,
+    fresh_record,
+    identity,
+)
 from gateway.store.memory import KeptVersions, appended
 
 log = logging.getLogger("sluicegate.store")
@@ -41,13 +49,19 @@ redis.call('SET', KEYS[1], ARGV[3])
 return 1
 """
 
-# Append version ARGV[3] only if the current version is still ARGV[1] (compare-and-set), prune the version that
-# falls out of the history, announce it. Returns -2 when appended, -1 when there is no current version (Redis lost
-# its data), else the current version that won.
+# Append version ARGV[3] only if the current version is still ARGV[1], made at the time and with the checksum in
+# ARGV[5] (compare-and-set: after Redis restarted empty and a replica that lagged seeded it again, one number can
+# name two versions),
+# prune the version that falls out of the history, announce it. Returns -2 when appended, -1 when there is no
+# current version (Redis lost its data), else the current version that won.
 _APPEND = """
 local current = redis.call('GET', KEYS[1])
 if not current then return -1 end
 if tonumber(current) ~= tonumber(ARGV[1]) then return tonumber(current) end
+local base = redis.call('GET', KEYS[4])
+if not base then return tonumber(current) end
+local record = cjson.decode(base)
+if record['time'] .. '/' .. record['checksum'] ~= ARGV[5] then return tonumber(current) end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[1], ARGV[3])
 if KEYS[3] ~= KEYS[2] then redis.call('DEL', KEYS[3]) end
@@ -109,8 +123,14 @@ class RedisStore(KeptVersions):
         won = await self._call(
             "append",
             self._append(
-                keys=[self.current_key, self.record_key(record.version), doomed],
-                args=[record.version - 1, orjson.dumps(record.to_data()), record.version, self.channel],
+                keys=[self.current_key, self.record_key(record.version), doomed, self.record_key(record.version - 1)],
+                args=[
+                    record.version - 1,
+                    orjson.dumps(record.to_data()),
+                    record.version,
+                    self.channel,
+                    f"{self._kept[-1].time}/{self._kept[-1].checksum}",
+                ],
             ),
         )
         if won == -1:
@@ -124,12 +144,15 @@ class RedisStore(KeptVersions):
         """Bring this replica's copy up to the current version in Redis; True when it moved. When Redis has no
         current version any more (restarted empty), seed it again with this replica's current version (the last
         good one) and say so. StoreError when Redis cannot be reached."""
-        current = await self._call("refresh", self.client.get(self.current_key))
+        mine = self._kept[-1] if self._kept else None
+        ours = self.record_key(mine.version if mine else 0)
+        current, record = await self._call("refresh", self.client.mget(self.current_key, ours))
         if current is None:
             await self._reseed()
             return False
-        version = int(current)
-        if self._kept and version == self._kept[-1].version:
+        # The same number is not enough: after an empty restart seeded by a replica that lagged, it may name
+        # another version (identity: number, time, checksum).
+        if mine is not None and int(current) == mine.version and record is not None and _same(record, mine):
             return False
         await self._load()
         return True
@@ -211,3 +234,11 @@ class RedisStore(KeptVersions):
             raise StoreError(f"store {self.where} is unavailable ({op}): {exc or type(exc).__name__}") from None
         self.up = True
         return answer
+
+
+def _same(raw: bytes, record: VersionRecord) -> bool:
+    """Whether the stored JSON `raw` is the version `record` (not another one under the same number)."""
+    try:
+        return identity(VersionRecord.from_data(orjson.loads(raw))) == identity(record)
+    except (ValueError, TypeError, KeyError):
+        return False

@@ -302,11 +302,6 @@ async def test_a_version_stored_without_its_message_is_caught_by_the_poll(
             assert routes_of(await ok(gw, "GET", f"{V1}/config")) == {"d": one.url, "m": two.url}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (reported): a replica ahead of the version a lagging replica re-seeded keeps serving its own "
-    "version; it only compares version numbers (RedisStore.refresh, Supervisor._catch_up_locked)",
-)
 @pytest.mark.parametrize("then", ["nothing", "b_writes"])
 async def test_a_lagging_replica_that_reseeds_an_empty_redis_does_not_split_the_cluster(
     tmp_path: Path, start_upstream: StartUpstream, then: str
