@@ -53,7 +53,7 @@ log = logging.getLogger("sluicegate.supervisor")
 START_TIMEOUT = 30.0
 RESTART_BACKOFF = 1.0
 MAX_REASON = 1000
-CONFLICT_RETRIES = 3  # a change without If-Match planned again on another replica's newer version, at most
+CONFLICT_RETRIES = 10  # a change without If-Match planned again on another replica's newer version, at most
 
 
 class StartError(Exception):
