@@ -13,6 +13,7 @@ import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -205,6 +206,20 @@ class Admin(_Model):
         return None
 
 
+def _redis_url(value: SecretStr | None) -> SecretStr | None:
+    """A Redis URL that parses (scheme, host, port), refused without quoting it: it may hold a password."""
+    if value is None:
+        return None
+    parts = urlsplit(value.get_secret_value())
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check: a password with a bare '/' breaks it
+    except ValueError:
+        raise ValueError("not a valid Redis URL: percent-encode special characters in the password") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"scheme {parts.scheme!r}: use redis://, rediss:// (TLS) or unix://")
+    return value
+
+
 class StoreSettings(_Model):
     """Where dynamic routes and the version history are kept (`store:`). `kind` defaults to `redis` when
     `redis_url` is set, `file` when `path` is set, else `memory` (lost at restart: a warning says so at start)."""
@@ -226,6 +241,8 @@ class StoreSettings(_Model):
     poll_interval: float = Field(
         1.0, gt=0, le=60, description="Seconds between version polls (the safety net under pub/sub)."
     )
+
+    _url = field_validator("redis_url")(_redis_url)
 
     @model_validator(mode="after")
     def _where(self) -> Self:
@@ -252,8 +269,12 @@ class StateSettings(_Model):
     redis_url: SecretStr | None = Field(
         None, description="Redis URL for filters' shared state; default store.redis_url; none: per-worker memory."
     )
-    key_prefix: str = Field("sluicegate:", min_length=1, description="Prefix of every Redis key of filter state.")
+    key_prefix: str | None = Field(
+        None, min_length=1, description="Prefix of every Redis key of filter state; default store.key_prefix."
+    )
     timeout: float = Field(0.25, gt=0, le=30, description="Seconds one state call may take before it fails.")
+
+    _url = field_validator("redis_url")(_redis_url)
 
 
 class Drain(_Model):
@@ -320,6 +341,10 @@ class Settings(_Model):
                 raise ValueError(f"{name!r} is needed by the gateway itself and cannot be removed this way")
         return tuple(value)
 
+    def state_key_prefix(self) -> str:
+        """The prefix of filters' state keys: `state.key_prefix`, else the store's (one prefix per fleet)."""
+        return self.state.key_prefix or self.store.key_prefix
+
     def state_redis_url(self) -> SecretStr | None:
         """Where filters' shared values live: `state.redis_url`, else `store.redis_url`, else None (memory)."""
         return self.state.redis_url or self.store.redis_url
@@ -331,6 +356,9 @@ class Settings(_Model):
         SECURITY: only for the private control socketpair between the supervisor and its workers; never log or
         show the result."""
         data = self.model_dump(mode="json")
+        # A worker never opens the store: it gets the store's key prefix (the state's default) and nothing else of it
+        # (its masked URL would not even validate).
+        data["store"] = {"key_prefix": self.store.key_prefix}
         url = self.state_redis_url()
         if url is not None:
             data["state"]["redis_url"] = url.get_secret_value()

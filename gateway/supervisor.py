@@ -100,6 +100,8 @@ class Supervisor:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     store: ConfigStore | None = None  # opened in `run` (from settings.store unless given)
     _store_down: bool = False  # the shared store did not answer the last refresh
+    _unfit: str = ""  # identity of the last stored version that does not fit or build here (logged once)
+    _reload_after_store: bool = False  # a reload refused because the shared store was down: run it when it is back
     _serving: str = ""  # identity of the stored version serving (a shared store may reuse a number: identity())
     versions: Versions = field(init=False)  # the routes file's config and the store (set in `run`)
     cluster: Cluster = field(init=False)  # heartbeats and GET /admin/v1/cluster (set in `run`)
@@ -267,7 +269,7 @@ class Supervisor:
         fds = (self.sock.fileno(), child.fileno())
         args = ("-m", "gateway.worker", "--listen-fd", str(fds[0]), "--control-fd", str(fds[1]))
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *args, "--log-level", self.log_level, pass_fds=fds
+            sys.executable, *args, "--log-level", self.log_level, pass_fds=fds, env=_worker_environment()
         )
         child.close()
         reader, writer = await asyncio.open_connection(sock=parent)
@@ -338,7 +340,15 @@ class Supervisor:
             out = await self._hand_out(
                 snapshot, self.versions.record(snapshot, "file", "routes file reloaded", changed)
             )
+            if out.conflict is not None:  # another replica stored a version first: follow it, then reload again
+                await self._catch_up_locked()
+                self._reload_wanted.set()
+                return self._refused([f"{out.conflict}; reloading on top of it"])
             if out.refused is not None:
+                if out.retry and self.config_store.shared:
+                    # The store did not answer (or a worker died): the file's change must not be lost with the
+                    # outage; it runs again as soon as the store answers.
+                    self._reload_after_store = self._store_down = True
                 return self._refused(out.refused)
             self.versions.static = static
             unanswered, restarting, failures_before = out.unanswered, out.restarting, out.failures_before
@@ -476,8 +486,11 @@ class Supervisor:
         poll. Errors cost one round, never the loop (a replica must keep converging)."""
         wanted = asyncio.Event()
         self._background(self.config_store.watch(wanted.set, self.settings.store.poll_interval))
+        poll = self.settings.store.poll_interval
         while not self.draining:
-            await wanted.wait()
+            # Woken by the watch, and by our own poll too: a watch task that died must not stop the convergence.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wanted.wait(), poll)
             wanted.clear()
             try:
                 async with self._version_lock:
@@ -503,6 +516,9 @@ class Supervisor:
         if self._store_down:
             log.info("store %s answers again", store.where)
             self._store_down = False
+            if self._reload_after_store:  # a routes-file reload the outage refused: run it now
+                self._reload_after_store = False
+                self._reload_wanted.set()
         latest = store.current()
         if identity(latest) == self._serving:
             return
@@ -515,13 +531,18 @@ class Supervisor:
                 latest.author,
                 self.snapshot.version,
             )
+        if identity(latest) == self._unfit:
+            return  # said once; tried again only when the store holds another version
         try:
             snapshot = self.versions.stored(latest)
         except ConfigError as exc:
+            self._unfit = identity(latest)
             log.error("version %d from %s does not fit this replica: %s", latest.version, store.where, exc)
             return
         out = await self._hand_out(snapshot, None)
         if out.refused is not None:
+            if not out.retry:
+                self._unfit = identity(latest)
             log.error("version %d from %s refused here: %s", latest.version, store.where, "; ".join(out.refused))
             return
         log.info(
@@ -674,6 +695,15 @@ def _errors(failure: list[str] | BaseException) -> list[str]:
     if isinstance(failure, BaseException):
         return [f"a worker did not answer the prepare ({type(failure).__name__})"]
     return failure
+
+
+#: secrets only the supervisor needs: a worker (and every filter in it) gets its settings over the control channel
+_SUPERVISOR_ONLY = ("SLUICEGATE_ADMIN__TOKEN", "SLUICEGATE_ADMIN__TOKENS", "SLUICEGATE_STORE__REDIS_URL")
+
+
+def _worker_environment() -> dict[str, str]:
+    """This environment without the supervisor's secrets (readable in /proc/<pid>/environ of any worker)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(_SUPERVISOR_ONLY)}
 
 
 def _bind(what: str, where: Listen) -> socket.socket:

@@ -184,7 +184,7 @@ async def main(listen_fd: int, control_fd: int, level: str) -> int:
         return 1
     if shared is not None:  # before any filter is built: every filter's values go to Redis, shared by all workers
         use_backend(shared)
-        log.info("filter state in Redis (key prefix %r)", settings.state.key_prefix)
+        log.info("filter state in Redis (key prefix %r)", settings.state_key_prefix())
     try:
         return await _serve(settings, reader, writer, listen_fd, start)
     finally:

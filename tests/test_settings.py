@@ -184,3 +184,19 @@ def test_admin_token_file_errors_name_the_file_not_the_content(tmp_path: Path) -
         admin = settings_from(tmp_path, {"admin": {"token_file": str(path)}}).admin
         with pytest.raises(ValueError, match=str(path)):
             admin.credentials()
+
+
+def test_a_redis_url_that_does_not_parse_is_refused_without_quoting_it() -> None:
+    url = "redis://:pa/ss#w0rdLEAK@127.0.0.1:1/0"  # a password with a bare '/': the port does not parse
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, environ={"SLUICEGATE_STORE__REDIS_URL": url})
+    assert "percent-encode" in str(refused.value) and "w0rdLEAK" not in str(refused.value)
+
+
+def test_filter_state_takes_the_store_key_prefix_unless_given_its_own() -> None:
+    settings = load_settings(None, environ={"SLUICEGATE_STORE__KEY_PREFIX": "fleet-a:"})
+    assert settings.state_key_prefix() == "fleet-a:"
+    own = load_settings(
+        None, environ={"SLUICEGATE_STORE__KEY_PREFIX": "fleet-a:", "SLUICEGATE_STATE__KEY_PREFIX": "s:"}
+    )
+    assert own.state_key_prefix() == "s:"

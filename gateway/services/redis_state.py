@@ -139,4 +139,4 @@ def shared_backend(settings: Settings) -> RedisBackend | None:
     if url.get_secret_value() == MASKED:
         # the start message was made with model_dump, which masks secrets, instead of Settings.for_workers()
         raise ValueError("state.redis_url reached this worker masked: its settings must come from for_workers()")
-    return RedisBackend(url.get_secret_value(), key_prefix=settings.state.key_prefix, timeout=settings.state.timeout)
+    return RedisBackend(url.get_secret_value(), key_prefix=settings.state_key_prefix(), timeout=settings.state.timeout)

@@ -170,7 +170,11 @@ class RedisStore(KeptVersions):
                     while True:
                         await pubsub.get_message(ignore_subscribe_messages=True, timeout=poll)
                         wake()
-            except (RedisError, OSError):
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever breaks the subscription, subscribe again
+                if not isinstance(exc, RedisError | OSError):
+                    log.warning("store %s: the subscription failed (%r); subscribing again", self.where, exc)
                 wake()  # the poll notices the outage (and its end) and reports it
                 await asyncio.sleep(poll)
 

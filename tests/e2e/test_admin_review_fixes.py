@@ -6,7 +6,10 @@ import os
 import signal
 from pathlib import Path
 
+from redis import asyncio as aioredis
+
 from tests.e2e.admin_helpers import STATE_PATHS, call
+from tests.e2e.cluster_helpers import cluster_settings, redis_server
 from tests.e2e.ops_helpers import GatewayProcess, reloads_counted, routes_yaml, run_gateway, wait_ready
 
 ROUTES = routes_yaml({"id": "static-r", "uri": "http://127.0.0.1:9", "predicates": ["Path=/r/**"]})
@@ -80,3 +83,40 @@ async def test_a_reload_that_changes_nothing_that_serves_is_no_new_version(tmp_p
         gw.signal(signal.SIGHUP)
         await gw.wait_for_version(2)
         assert (await call(gw, "GET", "/admin/v1/versions")).json()["versions"][-1]["author"] == "file"
+
+
+async def test_a_reload_refused_by_a_store_outage_runs_again_when_the_store_answers(tmp_path: Path) -> None:
+    # A ConfigMap update during a Redis blip was dropped: the reload was refused (append failed) and nothing
+    # retried it once Redis answered, so the old static routes kept serving until the next SIGHUP.
+    async with (
+        redis_server(tmp_path / "redis") as redis,
+        run_gateway(tmp_path, ROUTES, settings=cluster_settings(redis, poll_interval=0.2)) as gw,
+    ):
+        await redis.stop()
+        gw.config.write_text(ROUTES.replace("/r/**", "/moved/**"), encoding="utf-8")
+        gw.signal(signal.SIGHUP)
+        await reloads_counted(gw, 1)
+        assert "store" in gw.stderr() and "unavailable" in gw.stderr()
+        await redis.start()
+        view = await gw.wait_for_version(2)
+        assert [r["predicates"] for r in view["routes"]] == [["Path=/moved/**"]]
+
+
+async def test_workers_do_not_inherit_the_supervisors_secrets(tmp_path: Path) -> None:
+    env = {
+        "SLUICEGATE_STORE__REDIS_URL": "redis://:s3cret-pw@127.0.0.1:6379/0",
+        "SLUICEGATE_STORE__KEY_PREFIX": "envtest:",
+    }
+    async with run_gateway(tmp_path, ROUTES, "--workers", "2", env=env) as gw:
+        pids = [w["pid"] for w in (await gw.routes())["workers"]]
+        environments = [Path(f"/proc/{pid}/environ").read_bytes() for pid in pids]
+    assert environments and all(b"s3cret-pw" not in e and b"ADMIN__TOKEN" not in e for e in environments)
+    async with redis_client() as client:
+        keys = await client.keys("envtest:*")
+        if keys:
+            await client.delete(*keys)
+
+
+def redis_client() -> aioredis.Redis:
+    """The machine's Redis (every machine runs one at 127.0.0.1:6379)."""
+    return aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
