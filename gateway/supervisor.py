@@ -507,7 +507,9 @@ class Supervisor:
             await self._recover_locked()
             return
         try:
-            await store.refresh()
+            # A poll holds the version lock, which a write waits for: a short deadline keeps a write's 503 in an
+            # outage within about store.timeout plus half a poll interval.
+            await store.refresh(min(self.settings.store.timeout, self.settings.store.poll_interval / 2))
         except StoreError as exc:
             if not self._store_down:  # said once per outage, not at every poll
                 log.warning("%s; version %d keeps serving, writes answer 503", exc, self.snapshot.version)

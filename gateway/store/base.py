@@ -189,7 +189,7 @@ class ConfigStore(Protocol):
         """Answer with `record` as the only version until opened (used when a shared store cannot be reached)."""
         ...
 
-    async def refresh(self) -> bool:
+    async def refresh(self, deadline: float | None = None) -> bool:
         """Bring this replica's copy of the versions up to the store's; True when the current version moved."""
         ...
 

@@ -43,7 +43,7 @@ class KeptVersions:
     _kept: tuple[VersionRecord, ...] = ()
     shared = False
 
-    async def refresh(self) -> bool:
+    async def refresh(self, deadline: float | None = None) -> bool:
         return False  # only this gateway writes it: its copy is the store
 
     def hold(self, record: VersionRecord) -> None:

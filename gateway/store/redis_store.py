@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import orjson
 from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.store.base import (
@@ -92,8 +94,10 @@ class RedisStore(KeptVersions):
         self._kept = ()
         self.key = b""
         self.up = False
+        # No retries inside the client: each call has one deadline (`timeout`), so a write answers 503 within it
+        # (redis-py's default retries stretched a frozen Redis to twice that); the poll is the retry.
         self.client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
         )
         self._seed = self.client.register_script(_SEED)
         self._append = self.client.register_script(_APPEND)
@@ -140,13 +144,13 @@ class RedisStore(KeptVersions):
             raise VersionConflict(int(won))
         self._kept = kept
 
-    async def refresh(self) -> bool:
+    async def refresh(self, deadline: float | None = None) -> bool:
         """Bring this replica's copy up to the current version in Redis; True when it moved. When Redis has no
         current version any more (restarted empty), seed it again with this replica's current version (the last
         good one) and say so. StoreError when Redis cannot be reached."""
         mine = self._kept[-1] if self._kept else None
         ours = self.record_key(mine.version if mine else 0)
-        current, record = await self._call("refresh", self.client.mget(self.current_key, ours))
+        current, record = await self._call("refresh", self.client.mget(self.current_key, ours), deadline=deadline)
         if current is None:
             await self._reseed()
             return False
@@ -225,11 +229,11 @@ class RedisStore(KeptVersions):
             log.info("store %s had no config and another replica seeded it again; following it", self.where)
         await self._load()
 
-    async def _call(self, op: str, pending: Any, count: bool = True) -> Any:
+    async def _call(self, op: str, pending: Any, count: bool = True, deadline: float | None = None) -> Any:
         """Await one Redis call, bounded by the timeout; StoreError (naming the operation, counted as an error of
         it unless the caller counts) on any failure. `up` says whether the last call reached Redis."""
         try:
-            async with asyncio.timeout(self.timeout * 2):
+            async with asyncio.timeout(deadline or self.timeout):
                 answer = await pending
         except (RedisError, OSError, TimeoutError) as exc:
             self.up = False
