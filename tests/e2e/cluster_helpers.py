@@ -39,10 +39,12 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    password: str | None = None  # `--requirepass`: the URL carries it, as a deployment's secret URL would
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        credentials = f":{self.password}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
 
     def log(self) -> str:
         path = self.directory / "redis.log"
@@ -57,6 +59,8 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         command += ["--daemonize", "no", "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")]
+        if self.password:
+            command += ["--requirepass", self.password]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.starts += 1
         deadline = time.monotonic() + guard
@@ -93,13 +97,19 @@ class RedisServer:
 
     def client(self) -> aioredis.Redis:
         """A client of this server (close it: `async with server.client() as c`); answers are bytes."""
-        return aioredis.Redis(host="127.0.0.1", port=self.port, socket_timeout=GUARD, socket_connect_timeout=GUARD)
+        return aioredis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            socket_timeout=GUARD,
+            socket_connect_timeout=GUARD,
+        )
 
 
 @contextlib.asynccontextmanager
-async def redis_server(directory: Path) -> AsyncIterator[RedisServer]:
+async def redis_server(directory: Path, password: str | None = None) -> AsyncIterator[RedisServer]:
     """A started private redis-server, stopped on exit whatever happened."""
-    server = RedisServer(directory)
+    server = RedisServer(directory, password=password)
     try:
         await server.start()
         yield server
