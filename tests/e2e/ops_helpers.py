@@ -146,31 +146,15 @@ class GatewayProcess:
         return status, text
 
     async def admin_request(
-        self,
-        method: str,
-        path: str,
-        token: str | None,
-        headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
+        self, method: str, path: str, token: str | None, headers: Mapping[str, str] | None = None
     ) -> tuple[int, Mapping[str, str], str]:
-        """(status, headers, body) of one admin request with `token` as bearer token (None: no Authorization)."""
+        """(status, headers, body) of one admin request with `token` as bearer token (None: no Authorization);
+        requests with a body: tests.e2e.admin_helpers.call."""
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        async with self.session.request(
-            method, self.admin_url(path), headers=sent, data=body, timeout=CLIENT_TIMEOUT
-        ) as resp:
+        async with self.session.request(method, self.admin_url(path), headers=sent, timeout=CLIENT_TIMEOUT) as resp:
             return resp.status, resp.headers, await resp.text()
-
-    async def admin_json(
-        self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None
-    ) -> tuple[int, Mapping[str, str], Any]:
-        """(status, headers, parsed JSON or None) of an admin request with this gateway's token; `body` is sent as
-        JSON when given."""
-        data = None if body is None else json.dumps(body).encode()
-        sent = {"Content-Type": "application/json", **(headers or {})}
-        status, got, text = await self.admin_request(method, path, self.admin_token, sent, data)
-        return status, got, json.loads(text) if text else None
 
     async def routes(self) -> dict[str, Any]:
         status, text = await self.admin_get("/routes")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import StartUpstream
+from tests.e2e.admin_helpers import call, ok
 from tests.e2e.ops_helpers import GUARD, GatewayProcess, routes_yaml, run_gateway, wait_until
 from tests.helpers import free_port
 
@@ -41,8 +42,8 @@ async def test_dynamic_routes_survive_kill_9_of_the_process_group_mid_write(
         async def writer() -> None:
             n = 0
             while True:
-                status, _, _ = await gw.admin_json("PUT", f"/admin/v1/routes/d{n}", dynamic(n, upstream.url))
-                assert status == 201
+                answer = await call(gw, "PUT", f"/admin/v1/routes/d{n}", dynamic(n, upstream.url))
+                assert answer.status == 201
                 answered.append(n)
                 n += 1
 
@@ -55,12 +56,11 @@ async def test_dynamic_routes_survive_kill_9_of_the_process_group_mid_write(
         await asyncio.gather(task, return_exceptions=True)
     last = answered[-1]
     async with run_gateway(tmp_path, routes.read_text(), "--workers", "2", settings=settings, name="again") as gw:
-        status, _, config = await gw.admin_json("GET", "/admin/v1/config")
-        assert status == 200
+        config = await ok(gw, "GET", "/admin/v1/config")
         ids = {r["id"] for r in config["routes"] if r["source"] == "dynamic"}
         # Every answered change survived; the one in flight may or may not have (it was never answered).
         assert set(range(last + 1)) <= {int(i[1:]) for i in ids} <= set(range(last + 2))
-        _, _, versions = await gw.admin_json("GET", "/admin/v1/versions")
+        versions = await ok(gw, "GET", "/admin/v1/versions")
         assert [v["version"] for v in versions["versions"]] == list(range(versions["current"] + 1))
         async with gw.session.get(gw.url(f"/d{last}/x")) as resp:
             assert resp.status == 200
@@ -95,8 +95,7 @@ async def test_stored_routes_that_clash_with_the_routes_file_refuse_to_start_nam
     upstream = await start_upstream()
     settings = {"store": {"path": str(tmp_path / "store.json")}}
     async with run_gateway(tmp_path, ROUTES, settings=settings) as gw:
-        status, _, _ = await gw.admin_json("PUT", "/admin/v1/routes/mine", dynamic(1, upstream.url))
-        assert status == 201
+        await ok(gw, "PUT", "/admin/v1/routes/mine", dynamic(1, upstream.url), expected=201)
     clash = routes_yaml(STATIC, {"id": "mine", "uri": upstream.url, "predicates": ["Path=/m/**"]})
     async with run_gateway(tmp_path, clash, settings=settings, name="clash", wait_ready=False) as gw:
         code = await exited(gw)
@@ -109,10 +108,10 @@ async def test_a_restart_with_an_unchanged_routes_file_keeps_the_version(tmp_pat
     settings = {"store": {"path": str(tmp_path / "store.json")}}
     port = free_port()
     async with run_gateway(tmp_path, ROUTES, settings=settings, admin_port=port) as gw:
-        _, _, before = await gw.admin_json("GET", "/admin/v1/versions")
+        before = await ok(gw, "GET", "/admin/v1/versions")
     async with run_gateway(tmp_path, ROUTES, settings=settings, admin_port=port) as gw:
-        _, _, after = await gw.admin_json("GET", "/admin/v1/versions")
-        _, _, config = await gw.admin_json("GET", "/admin/v1/config")
+        after = await ok(gw, "GET", "/admin/v1/versions")
+        config = await ok(gw, "GET", "/admin/v1/config")
     assert before["current"] == after["current"] == 1
     assert config["version"] == 1
     assert json.dumps(before) == json.dumps(after)
