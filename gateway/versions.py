@@ -60,15 +60,9 @@ class Versions:
             return self._without_store(exc)
         if self.settings.store.effective_kind() == "memory":
             log.warning("dynamic routes are kept in memory and will not survive a restart: set store.path to keep them")
-        for _ in range(3):  # a shared store: another replica starting with the same file may store it first
-            try:
-                snapshot = await self._file_version()
-            except VersionConflict:
-                await self._refreshed()
-                continue
-            log.info("routes version %d (store %s)", snapshot.version, self.store.where)
-            return snapshot
-        raise VersionsError(f"store {self.store.where}: other replicas kept storing versions while this one started")
+        snapshot = await self._settled()
+        log.info("routes version %d (store %s)", snapshot.version, self.store.where)
+        return snapshot
 
     def _without_store(self, exc: StoreError) -> Snapshot:
         """store.start_without_redis: serve the routes file alone, as version 0, stored nowhere, until the store
@@ -82,22 +76,23 @@ class Versions:
         """After a start without the store: open it now and make the version to serve (the stored one with this
         routes file; stored as a new version when it differs). StoreError or VersionsError while it cannot."""
         await self.store.open()
+        snapshot = await self._settled()
+        self.degraded = False
+        log.info("store %s answers: routes version %d", self.store.where, snapshot.version)
+        return snapshot
+
+    async def _settled(self) -> Snapshot:
+        """`_file_version`, again on the store's newer version when another replica (starting with the same file,
+        say) stored one first: at most three tries. VersionsError after that, or when the store fails."""
         for _ in range(3):
             try:
-                snapshot = await self._file_version()
+                return await self._file_version()
             except VersionConflict:
-                await self._refreshed()
-                continue
-            self.degraded = False
-            log.info("store %s answers: routes version %d", self.store.where, snapshot.version)
-            return snapshot
-        raise VersionsError(f"store {self.store.where}: other replicas kept storing versions while this one joined")
-
-    async def _refreshed(self) -> None:
-        try:
-            await self.store.refresh()
-        except StoreError as exc:
-            raise VersionsError(str(exc)) from None
+                try:
+                    await self.store.refresh()
+                except StoreError as exc:
+                    raise VersionsError(str(exc)) from None
+        raise VersionsError(f"store {self.store.where}: other replicas kept storing versions meanwhile")
 
     async def _file_version(self) -> Snapshot:
         """The stored current version with this routes file; stored as a new version when it differs."""
