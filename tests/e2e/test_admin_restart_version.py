@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.ops_helpers import ADMIN_TOKEN, CLIENT_TIMEOUT, GatewayProcess, routes_yaml, run_gateway
+from tests.e2e.admin_helpers import ok
+from tests.e2e.ops_helpers import GatewayProcess, routes_yaml, run_gateway
 
 ROUTES = routes_yaml({"id": "static", "uri": "http://127.0.0.1:9", "predicates": ["Path=/static/**"]})
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def current_version(gw: GatewayProcess) -> int:
@@ -28,13 +28,14 @@ async def current_version(gw: GatewayProcess) -> int:
     return int(json.loads(text)["current"])
 
 
+STORE = "store.json"
+ROUTE = {"uri": "http://127.0.0.1:9", "predicates": ["Path=/dynamic/**"]}
+
+
 async def test_restart_after_a_put_keeps_the_version(tmp_path: Path) -> None:
-    settings = {"store": {"path": str(tmp_path / "store.json")}}
-    route = {"uri": "http://127.0.0.1:9", "predicates": ["Path=/dynamic/**"]}
+    settings = {"store": {"path": str(tmp_path / STORE)}}
     async with run_gateway(tmp_path, ROUTES, settings=settings) as gw:
-        url = gw.admin_url("/admin/v1/routes/dynamic")
-        async with gw.session.put(url, json=route, headers=AUTH, timeout=CLIENT_TIMEOUT) as resp:
-            assert resp.status == 201, await resp.text()
+        await ok(gw, "PUT", "/admin/v1/routes/dynamic", ROUTE, expected=201)
         assert await current_version(gw) == 2
     async with run_gateway(tmp_path, ROUTES, settings=settings) as again:  # the same file at the same path
         status, text = await again.admin_get("/admin/v1/versions")
@@ -44,14 +45,10 @@ async def test_restart_after_a_put_keeps_the_version(tmp_path: Path) -> None:
 
 async def test_restart_after_a_rollback_keeps_the_version(tmp_path: Path) -> None:
     """The same sequence ending in a rollback (its routes carry stored paths): the restart keeps the version."""
-    settings = {"store": {"path": str(tmp_path / "store.json")}}
-    route = {"uri": "http://127.0.0.1:9", "predicates": ["Path=/dynamic/**"]}
+    settings = {"store": {"path": str(tmp_path / STORE)}}
     async with run_gateway(tmp_path, ROUTES, settings=settings) as gw:
-        url = gw.admin_url("/admin/v1/routes/dynamic")
-        async with gw.session.put(url, json=route, headers=AUTH, timeout=CLIENT_TIMEOUT) as resp:
-            assert resp.status == 201, await resp.text()
-        async with gw.session.post(gw.admin_url("/admin/v1/rollback/2"), headers=AUTH) as resp:
-            assert resp.status == 200, await resp.text()
+        await ok(gw, "PUT", "/admin/v1/routes/dynamic", ROUTE, expected=201)
+        await ok(gw, "POST", "/admin/v1/rollback/2")
         assert await current_version(gw) == 3
     async with run_gateway(tmp_path, ROUTES, settings=settings) as again:
         assert await current_version(again) == 3
