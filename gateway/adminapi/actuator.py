@@ -12,8 +12,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway.adminapi.http import ConfigSource, json_response, read_json, static_ids
-from gateway.adminapi.native import _answers, author_of
+from gateway.adminapi.http import ConfigSource, answers, author_of, json_response, read_json, static_ids
 from gateway.changes import ChangeRefused, Operation, Problem, plan, pointer, put_operation
 from gateway.config.definitions import ComponentDef, GatewayConfig, RouteDefinition
 from gateway.config.redact import redact_view
@@ -193,4 +192,4 @@ def actuator_routes(source: ConfigSource) -> list[web.RouteDef]:
         ("GET", "/routefilters", route_filters),
         ("GET", "/routepredicates", route_predicates),
     ]
-    return [web.route(method, PREFIX + path, _answers(handler)) for method, path, handler in routes_table]
+    return [web.route(method, PREFIX + path, answers(handler)) for method, path, handler in routes_table]

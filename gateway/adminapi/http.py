@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import orjson
@@ -142,3 +142,24 @@ def record_or_404(store: ConfigStore, text: str) -> VersionRecord:
 def _kept(store: ConfigStore) -> str:
     versions = store.versions()
     return f"{versions[0].version}..{versions[-1].version}" if versions else "none"
+
+
+_Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def author_of(request: web.Request) -> str:
+    """The name of the token the request authenticated with: the author its change is recorded with."""
+    return str(request.get(AUTHOR, "admin"))
+
+
+def answers(handler: _Handler) -> _Handler:
+    """`handler` with a refused change (or a bad request) answered as its problem+json response: how both admin
+    APIs' handlers end."""
+
+    async def answered(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except ChangeRefused as exc:
+            return refused(exc)
+
+    return answered

@@ -3,21 +3,21 @@ the version history with diffs and rollback. docs/admin-api.md documents every e
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from gateway.adminapi.http import (
-    AUTHOR,
     JSON,
     ConfigSource,
+    answers,
+    author_of,
     etag,
     if_match,
     json_response,
     read_json,
     record_or_404,
-    refused,
     static_ids,
 )
 from gateway.adminapi.openapi import openapi_bytes
@@ -26,24 +26,6 @@ from gateway.changes import ChangeRefused, Operation, Problem, parse_batch, plan
 from gateway.store import VersionRecord
 
 PREFIX = "/admin/v1"
-_Handler = Callable[[web.Request], Awaitable[web.Response]]
-
-
-def author_of(request: web.Request) -> str:
-    """The name of the token the request authenticated with: the author its change is recorded with."""
-    return str(request.get(AUTHOR, "admin"))
-
-
-def _answers(handler: _Handler) -> _Handler:
-    """A refused change (or bad request) becomes its problem+json response."""
-
-    async def answered(request: web.Request) -> web.Response:
-        try:
-            return await handler(request)
-        except ChangeRefused as exc:
-            return refused(exc)
-
-    return answered
 
 
 def native_routes(source: ConfigSource) -> list[web.RouteDef]:
@@ -132,4 +114,4 @@ def native_routes(source: ConfigSource) -> list[web.RouteDef]:
         ("GET", "/cluster", cluster),
         ("GET", "/openapi.json", openapi),
     ]
-    return [web.route(method, PREFIX + path, _answers(handler)) for method, path, handler in routes]
+    return [web.route(method, PREFIX + path, answers(handler)) for method, path, handler in routes]
